@@ -1,0 +1,385 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ollama/ollama/api"
+
+	"github.com/foretoken/foretoken/config"
+	"github.com/foretoken/foretoken/gguf"
+	"github.com/foretoken/foretoken/inference/chat"
+	"github.com/foretoken/foretoken/internal/testdata"
+)
+
+// ollamaServer serves the Ollama API over the shared models and returns
+// Ollama's own Go client for it, so the tests speak the real wire format.
+func ollamaServer(t *testing.T) (*Server, *api.Client, string) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.ModelDirs = []string{testdata.Path(t, "models")}
+	cfg.OllamaDir = "-"
+	cfg.Threads = 1
+	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	srv.ollamaRoutes(r)
+	hs := httptest.NewServer(r)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.models.close()
+	})
+	u, err := url.Parse(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, api.NewClient(u, hs.Client()), hs.URL
+}
+
+// greedy are the options that make Ollama's sampler llama.cpp's greedy
+// reference: temperature 0 and no repeat penalty (Ollama's default is 1.1).
+func greedy(n int) map[string]any {
+	return map[string]any{"temperature": 0, "repeat_penalty": 1, "num_predict": n}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestOllamaGenerateMatchesReference sends the reference prompts as raw
+// text and expects llama.cpp's greedy continuation, its token ids in
+// context, and the token counts in the metrics, streamed or not.
+func TestOllamaGenerateMatchesReference(t *testing.T) {
+	_, client, _ := ollamaServer(t)
+	refs := readJSONL[refLine](t, testdata.Path(t, "reference", "logits", "stories260K.jsonl"))
+	promptsText, err := os.ReadFile(testdata.Path(t, "reference", "logits", "prompts.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := strings.Split(strings.TrimRight(string(promptsText), "\n"), "\n")
+	tok := testTokenizer(t, "models", "stories260K.gguf")
+	checked := 0
+	for i, ref := range refs {
+		if checked == 2 {
+			break
+		}
+		if i >= len(prompts) || !slices.Equal(tok.Encode(prompts[i], true, true), ref.Tokens) {
+			continue // a reference line made from ids, not from this text
+		}
+		checked++
+		var want []byte
+		wantCtx := []int{}
+		for _, id := range ref.Tokens {
+			wantCtx = append(wantCtx, int(id))
+		}
+		for _, id := range ref.Greedy {
+			if tok.IsEOG(id) {
+				break
+			}
+			want = append(want, tok.Piece(id)...)
+			wantCtx = append(wantCtx, int(id))
+		}
+		for _, stream := range []bool{false, true} {
+			var text strings.Builder
+			var last api.GenerateResponse
+			chunks := 0
+			err := client.Generate(context.Background(), &api.GenerateRequest{Model: "stories260K", Prompt: prompts[i],
+				Raw: true, Stream: &stream, Options: greedy(len(ref.Greedy))}, func(r api.GenerateResponse) error {
+				text.WriteString(r.Response)
+				last = r
+				chunks++
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("line %d stream=%v: %v", i, stream, err)
+			}
+			if text.String() != string(want) {
+				t.Errorf("line %d stream=%v: text\n%q\nwant\n%q", i, stream, text.String(), want)
+			}
+			if !last.Done || last.DoneReason != "length" || !slices.Equal(last.Context, wantCtx) {
+				t.Errorf("line %d stream=%v: done %v %q, context %v, want %v", i, stream, last.Done, last.DoneReason, last.Context, wantCtx)
+			}
+			if last.EvalCount != len(ref.Greedy) || last.PromptEvalCount < 1 || last.PromptEvalCount > len(ref.Tokens) {
+				t.Errorf("line %d stream=%v: eval %d prompt_eval %d, want %d and at most %d", i, stream,
+					last.EvalCount, last.PromptEvalCount, len(ref.Greedy), len(ref.Tokens))
+			}
+			if stream != (chunks > 1) {
+				t.Errorf("line %d stream=%v: %d chunks", i, stream, chunks)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no reference line is the tokenization of its prompt text")
+	}
+	t.Logf("%d reference lines checked", checked)
+}
+
+// TestOllamaChat checks that /api/chat sends the conversation through the
+// model's chat template (rendered here independently from the GGUF's
+// template) and that, with a context handed back, /api/generate goes on
+// from there.
+func TestOllamaChat(t *testing.T) {
+	_, client, _ := ollamaServer(t)
+	msgs := []api.Message{
+		{Role: "system", Content: "You are terse."},
+		{Role: "user", Content: "Tell me a story."},
+	}
+	for _, model := range []string{"qwen2-256.q8_0", "stories260K"} {
+		t.Run(model, func(t *testing.T) {
+			path := testdata.Path(t, "models", model+".gguf")
+			if strings.HasPrefix(model, "qwen2") {
+				path = testdata.Path(t, "models", "synth", model+".gguf")
+			}
+			f, err := gguf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, _ := f.String("tokenizer.chat_template")
+			f.Close()
+			tmpl, err := chat.New(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tmpl.IsFallback() != (model == "stories260K") {
+				t.Fatalf("%s: fallback %v", model, tmpl.IsFallback())
+			}
+			prompt, err := tmpl.Render(context.Background(), chat.Request{AddGenerationPrompt: true, Messages: []chat.Message{
+				{Role: "system", Content: chat.Text(msgs[0].Content)}, {Role: "user", Content: chat.Text(msgs[1].Content)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want api.GenerateResponse
+			err = client.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: prompt, Raw: true,
+				Stream: ptr(false), Options: greedy(12)}, func(r api.GenerateResponse) error { want = r; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stream := range []bool{false, true} {
+				var text strings.Builder
+				var last api.ChatResponse
+				err := client.Chat(context.Background(), &api.ChatRequest{Model: model, Messages: msgs, Stream: &stream,
+					Options: greedy(12)}, func(r api.ChatResponse) error {
+					if r.Message.Role != "assistant" {
+						t.Errorf("role %q", r.Message.Role)
+					}
+					text.WriteString(r.Message.Content)
+					last = r
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("stream=%v: %v", stream, err)
+				}
+				if want.EvalCount == 0 {
+					t.Fatalf("the raw generation produced nothing to compare with: %+v", want)
+				}
+				if text.String() != want.Response {
+					t.Errorf("stream=%v: chat reply %q, want the raw generation of the rendered prompt %q", stream, text.String(), want.Response)
+				}
+				if !last.Done || last.DoneReason != want.DoneReason || last.EvalCount != want.EvalCount {
+					t.Errorf("stream=%v: final %+v, want done %q after %d tokens", stream, last, want.DoneReason, want.EvalCount)
+				}
+			}
+		})
+	}
+}
+
+// TestOllamaEmbedMatchesReference compares /api/embed and /api/embeddings
+// with llama.cpp's pooled, normalized embeddings.
+func TestOllamaEmbedMatchesReference(t *testing.T) {
+	_, client, _ := ollamaServer(t)
+	type refEmb struct {
+		Model, Pooling, Text string
+		Embedding            []float64
+	}
+	var texts []string
+	var want [][]float64
+	for _, r := range readJSONL[refEmb](t, testdata.Path(t, "reference", "embeddings", "embeddings.jsonl")) {
+		if r.Model == "stories260K.gguf" && r.Pooling == "mean" {
+			texts = append(texts, r.Text)
+			want = append(want, r.Embedding)
+		}
+	}
+	if len(texts) == 0 {
+		t.Fatal("no reference embeddings for stories260K")
+	}
+	resp, err := client.Embed(context.Background(), &api.EmbedRequest{Model: "stories260K", Input: texts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Embeddings) != len(texts) || resp.PromptEvalCount == 0 {
+		t.Fatalf("%d embeddings, %d prompt tokens", len(resp.Embeddings), resp.PromptEvalCount)
+	}
+	for i, e := range resp.Embeddings {
+		got := make([]float64, len(e))
+		for j, x := range e {
+			got[j] = float64(x)
+		}
+		if c := cosine(got, want[i]); c < 0.999 {
+			t.Errorf("text %d: cosine %.5f to the reference, want > 0.999 (F32)", i, c)
+		}
+	}
+	old, err := client.Embeddings(context.Background(), &api.EmbeddingRequest{Model: "stories260K", Prompt: texts[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cosine(old.Embedding, want[0]); c < 0.999 {
+		t.Errorf("/api/embeddings: cosine %.5f to the reference", c)
+	}
+	short, err := client.Embed(context.Background(), &api.EmbedRequest{Model: "stories260K", Input: texts[0], Dimensions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(short.Embeddings[0]); n != 8 {
+		t.Errorf("dimensions 8: got %d values", n)
+	}
+}
+
+// TestOllamaModels checks /api/tags against the model files, /api/show
+// against the GGUF metadata, and /api/ps after a load.
+func TestOllamaModels(t *testing.T) {
+	_, client, _ := ollamaServer(t)
+	ctx := context.Background()
+	var files []string
+	err := filepath.WalkDir(testdata.Path(t, "models"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".gguf") {
+			files = append(files, strings.TrimSuffix(d.Name(), ".gguf"))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := client.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range tags.Models {
+		names = append(names, m.Name)
+		if m.Name == "stories260K" {
+			// README: llama architecture, all F32.
+			if m.Details.Family != "llama" || m.Details.QuantizationLevel != "F32" || m.Details.Format != "gguf" || m.Size == 0 {
+				t.Errorf("stories260K details %+v size %d", m.Details, m.Size)
+			}
+		}
+	}
+	slices.Sort(files)
+	slices.Sort(names)
+	if !slices.Equal(names, files) {
+		t.Errorf("tags %v, want the model files %v", names, files)
+	}
+
+	show, err := client.Show(ctx, &api.ShowRequest{Model: "qwen2-256.q8_0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if show.ModelInfo["general.architecture"] != "qwen2" || !strings.Contains(show.Template, "<|im_start|>") ||
+		show.Details.Family != "qwen2" || show.Details.QuantizationLevel != "Q8_0" {
+		t.Errorf("show: arch %v, details %+v, template %.40q", show.ModelInfo["general.architecture"], show.Details, show.Template)
+	}
+	if _, err := client.Show(ctx, &api.ShowRequest{Model: "nope"}); err == nil {
+		t.Error("show of an unknown model succeeded")
+	}
+
+	// An empty prompt loads the model, as in Ollama.
+	var load api.GenerateResponse
+	if err := client.Generate(ctx, &api.GenerateRequest{Model: "stories260K"}, func(r api.GenerateResponse) error {
+		load = r
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !load.Done || load.DoneReason != "load" {
+		t.Errorf("load: %+v", load)
+	}
+	ps, err := client.ListRunning(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Models) != 1 || ps.Models[0].Name != "stories260K" || ps.Models[0].ExpiresAt.Before(time.Now()) {
+		t.Errorf("ps: %+v", ps.Models)
+	}
+	v, err := client.Version(ctx)
+	if err != nil || v != ollamaVersion {
+		t.Errorf("version %q, %v", v, err)
+	}
+}
+
+// TestOllamaErrors checks that what foretoken does not do is refused in
+// Ollama's error shape with a fitting status, before any generation.
+func TestOllamaErrors(t *testing.T) {
+	_, _, base := ollamaServer(t)
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		msg                      string
+	}{
+		{"unknown model", "POST", "/api/generate", `{"model": "nope", "prompt": "hi"}`, 404, `"nope"`},
+		{"images", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "images": ["AAAA"]}`, 400, "images"},
+		{"format", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "format": "json"}`, 400, "format"},
+		{"tools", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}`, 400, "tools"},
+		{"think", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "think": true}`, 400, "thinking"},
+		{"role", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "wizard", "content": "hi"}]}`, 400, "role"},
+		{"bad option", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "options": {"temperature": -1}}`, 400, "temperature"},
+		{"context token", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "context": [100000]}`, 400, "vocabulary"},
+		{"bad json", "POST", "/api/generate", `{"model": `, 400, ""},
+		{"pull", "POST", "/api/pull", `{"model": "llama3"}`, 501, "GGUF"},
+		{"delete", "DELETE", "/api/delete", `{"model": "stories260K"}`, 501, "GGUF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, base+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error string `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("status %d, body not {\"error\": ...}: %v", resp.StatusCode, err)
+			}
+			if resp.StatusCode != tt.status || body.Error == "" || !strings.Contains(body.Error, tt.msg) {
+				t.Errorf("status %d error %q, want %d with %q", resp.StatusCode, body.Error, tt.status, tt.msg)
+			}
+		})
+	}
+
+	// Ollama's client turns the error into a StatusError.
+	_, client, _ := ollamaServer(t)
+	err := client.Generate(context.Background(), &api.GenerateRequest{Model: "nope", Prompt: "x"}, func(api.GenerateResponse) error { return nil })
+	var se api.StatusError
+	if !errors.As(err, &se) || se.StatusCode != http.StatusNotFound {
+		t.Errorf("client error %v", err)
+	}
+
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(bufio.NewReader(resp.Body))
+	resp.Body.Close()
+	if string(b) != "Ollama is running" {
+		t.Errorf("root: %q", b)
+	}
+}
