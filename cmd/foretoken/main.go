@@ -17,7 +17,15 @@ func newRootCmd() *cobra.Command {
 	}
 	// Each subcommand lives in its own file as newXxxCmd.
 	root.AddCommand(
-	// subcommands: one line each
+		newServeCmd(),
+		newExplainCmd(),
+		newScoreCmd(),
+		newRunCmd(),
+		newInspectCmd(),
+		newQuantizeCmd(),
+		newTokenizeCmd(),
+		newSynthCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
