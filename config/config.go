@@ -36,6 +36,9 @@ type Config struct {
 	CORSOrigins []string      // allowed origins; empty turns CORS off, "*" allows all
 	MaxBody     int64         // largest request body in bytes
 	Grace       time.Duration // how long shutdown waits for in-flight requests
+	// WriteTimeout drops a client that accepts no data for this long, so
+	// that a reader who stalls cannot hold a slot for ever.
+	WriteTimeout time.Duration
 }
 
 // ModelSpec is one --model PATH[=ALIAS] argument.
@@ -76,6 +79,7 @@ const (
 	KeyCORS      = "cors-origin"
 	KeyMaxBody   = "max-body"
 	KeyGrace     = "shutdown-grace"
+	KeyWriteTO   = "write-timeout"
 )
 
 // Default returns the settings used when nothing else says otherwise.
@@ -89,6 +93,8 @@ func Default() Config {
 		KeepAlive: 5 * time.Minute,
 		MaxBody:   8 << 20,
 		Grace:     10 * time.Second,
+
+		WriteTimeout: 30 * time.Second,
 	}
 }
 
@@ -113,6 +119,7 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.StringArray(KeyCORS, nil, `allowed CORS origin (repeatable; "*" for any; none: CORS off)`)
 	fs.Int64(KeyMaxBody, d.MaxBody, "largest request body in bytes (larger: 413)")
 	fs.Duration(KeyGrace, d.Grace, "on SIGINT/SIGTERM, how long in-flight requests may finish")
+	fs.Duration(KeyWriteTO, d.WriteTimeout, "drop a client that accepts no response data for this long (frees its slot)")
 }
 
 // Load resolves the settings from fs (after parsing), the environment and
@@ -128,6 +135,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	v.SetDefault(KeyKeepAlive, d.KeepAlive)
 	v.SetDefault(KeyMaxBody, d.MaxBody)
 	v.SetDefault(KeyGrace, d.Grace)
+	v.SetDefault(KeyWriteTO, d.WriteTimeout)
 
 	v.SetEnvPrefix("FORETOKEN")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -160,6 +168,8 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		CORSOrigins: list(v, KeyCORS),
 		MaxBody:     v.GetInt64(KeyMaxBody),
 		Grace:       v.GetDuration(KeyGrace),
+
+		WriteTimeout: v.GetDuration(KeyWriteTO),
 	}
 	for _, s := range list(v, KeyModels) {
 		m, err := ParseModelSpec(s)
@@ -223,6 +233,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max-loaded must not be negative, got %d", c.MaxLoaded)
 	case c.MaxBody < 1:
 		return fmt.Errorf("max-body must be positive, got %d", c.MaxBody)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("write-timeout must be positive, got %v", c.WriteTimeout)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ max-loaded: 2
 					KeepAlive: time.Minute, ModelDirs: []string{"/from/file/a", "/from/file/b"},
 					Models:      []ModelSpec{{Path: "/file/x.gguf", Alias: "xx"}},
 					CORSOrigins: []string{"http://file.example"}, APIKey: "file-key", MaxLoaded: 2,
-					MaxBody: 8 << 20, Grace: 10 * time.Second}
+					MaxBody: 8 << 20, Grace: 10 * time.Second, WriteTimeout: 30 * time.Second}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %+v\nwant %+v", c, want)
 				}
@@ -63,9 +63,12 @@ max-loaded: 2
 		},
 		{
 			name:  "env over file",
-			env:   map[string]string{"FORETOKEN_PORT": "9100", "FORETOKEN_KEEP_ALIVE": "30s", "FORETOKEN_MODELS": "/env/a,/env/b", "FORETOKEN_CTX_SIZE": "512"},
+			env:   map[string]string{"FORETOKEN_PORT": "9100", "FORETOKEN_KEEP_ALIVE": "30s", "FORETOKEN_MODELS": "/env/a,/env/b", "FORETOKEN_CTX_SIZE": "512", "FORETOKEN_WRITE_TIMEOUT": "5s"},
 			flags: []string{"--config", file},
 			check: func(t *testing.T, c Config) {
+				if c.WriteTimeout != 5*time.Second {
+					t.Errorf("write timeout %v, want 5s", c.WriteTimeout)
+				}
 				if c.Port != 9100 || c.KeepAlive != 30*time.Second || c.CtxSize != 512 {
 					t.Errorf("port %d keep-alive %v ctx %d, want 9100 30s 512", c.Port, c.KeepAlive, c.CtxSize)
 				}
@@ -137,6 +140,7 @@ func TestLoadErrors(t *testing.T) {
 		{"zero parallel", []string{"--parallel", "0"}},
 		{"port out of range", []string{"--port", "70000"}},
 		{"negative ctx", []string{"--ctx-size", "-1"}},
+		{"zero write timeout", []string{"--write-timeout", "0s"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

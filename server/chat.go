@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -12,16 +15,27 @@ import (
 )
 
 type chatChoice struct {
-	Index        int           `json:"index"`
-	Message      *chatOut      `json:"message,omitempty"`
-	Delta        *chatOut      `json:"delta,omitempty"`
-	Logprobs     *chatLogprobs `json:"logprobs"`
-	FinishReason *string       `json:"finish_reason"`
+	Index        int             `json:"index"`
+	Message      *chatMessageOut `json:"message,omitempty"`
+	Delta        *chatOut        `json:"delta,omitempty"`
+	Logprobs     *chatLogprobs   `json:"logprobs"`
+	FinishReason *string         `json:"finish_reason"`
 }
 
+// chatOut is a streamed delta.
 type chatOut struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string        `json:"role,omitempty"`
+	Content   *string       `json:"content,omitempty"`
+	ToolCalls []toolCallOut `json:"tool_calls,omitempty"`
+}
+
+// chatMessageOut is the assistant message of a whole answer: content is
+// null when the answer is only tool calls, as OpenAI sends it.
+type chatMessageOut struct {
+	Role      string        `json:"role"`
+	Content   *string       `json:"content"`
+	ToolCalls []toolCallOut `json:"tool_calls,omitempty"`
+	Refusal   *string       `json:"refusal"`
 }
 
 type chatLogprobs struct {
@@ -42,12 +56,28 @@ type chatTopLogprob struct {
 }
 
 type chatResponse struct {
-	ID      string       `json:"id"`
-	Object  string       `json:"object"`
-	Created int64        `json:"created"`
-	Model   string       `json:"model"`
-	Choices []chatChoice `json:"choices"`
-	Usage   *usage       `json:"usage,omitempty"`
+	ID                string       `json:"id"`
+	Object            string       `json:"object"`
+	Created           int64        `json:"created"`
+	Model             string       `json:"model"`
+	SystemFingerprint string       `json:"system_fingerprint"`
+	Choices           []chatChoice `json:"choices"`
+	Usage             *usage       `json:"usage,omitempty"`
+	// nullUsage writes "usage": null when Usage is nil: a stream whose
+	// client asked for usage has the field in every chunk, null but in
+	// the last.
+	nullUsage bool
+}
+
+func (r chatResponse) MarshalJSON() ([]byte, error) {
+	type plain chatResponse
+	if r.Usage != nil || !r.nullUsage {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		Usage *usage `json:"usage"`
+	}{plain: plain(r)})
 }
 
 var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true}
@@ -63,6 +93,20 @@ func (s *Server) handleChat(c *gin.Context) {
 		maxTokens, maxField = req.MaxCompletionTokens, "max_completion_tokens"
 	}
 	n, err := checkCommon(req.N, req.Stop, maxField, maxTokens)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	if err := req.checkUnsupported(); err != nil {
+		abortErr(c, err)
+		return
+	}
+	tools, err := parseTools(req.Tools, req.ToolChoice, req.ParallelToolCalls)
+	if err != nil {
+		abortErr(c, err)
+		return
+	}
+	jsonMode, err := req.jsonMode()
 	if err != nil {
 		abortErr(c, err)
 		return
@@ -108,14 +152,13 @@ func (s *Server) handleChat(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
-	text, err := lm.eng.RenderChat(ctx, req.Messages)
+	var toolDefs []any
+	if tools != nil {
+		toolDefs = tools.defs
+	}
+	text, err := lm.eng.RenderChat(ctx, req.Messages, toolDefs)
 	if err != nil {
-		var te *chat.Error
-		if errors.As(err, &te) && te.Raised {
-			abortErr(c, errInvalid("messages", "%s", te.Msg))
-		} else {
-			abortErr(c, err)
-		}
+		abortErr(c, renderError(ctx, err))
 		return
 	}
 	prompt, err := lm.eng.Tokenize(text, true)
@@ -145,25 +188,33 @@ func (s *Server) handleChat(c *gin.Context) {
 	if req.Stream {
 		sse = &sseWriter{c: c}
 	}
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	chunk := func(ch chatChoice) error {
-		return sse.send(chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model, Choices: []chatChoice{ch}})
+		return sse.send(chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model,
+			SystemFingerprint: systemFingerprint, Choices: []chatChoice{ch}, nullUsage: includeUsage})
 	}
-	resp := chatResponse{ID: id, Object: "chat.completion", Created: created, Model: req.Model}
+	resp := chatResponse{ID: id, Object: "chat.completion", Created: created, Model: req.Model, SystemFingerprint: systemFingerprint}
 	var u usage
 	for k := range n {
-		gp := genParams{prompt: prompt, maxTokens: budget, sampling: withSeed(sp, k), stop: stops, topN: topN}
+		gp := genParams{prompt: prompt, maxTokens: budget, sampling: withSeed(sp, k), stop: stops, topN: topN, json: jsonMode}
 		if sse != nil {
-			empty := ""
-			if err := chunk(chatChoice{Index: k, Delta: &chatOut{Role: "assistant", Content: &empty}}); err != nil {
-				return
+			// The first chunk goes out once the request holds a slot, so
+			// that a full queue is still answered 429 with Retry-After.
+			gp.onPrompt = func([]tokenInfo) error {
+				empty := ""
+				return chunk(chatChoice{Index: k, Delta: &chatOut{Role: "assistant", Content: &empty}})
 			}
-			gp.onDelta = func(text string, toks []tokenInfo) error {
-				ch := chatChoice{Index: k, Delta: &chatOut{Content: &text}}
-				if topN >= 0 {
-					ch.Logprobs = chatLogprobsOf(lm.eng, toks)
+			if tools == nil {
+				gp.onDelta = func(text string, toks []tokenInfo) error {
+					ch := chatChoice{Index: k, Delta: &chatOut{Content: &text}}
+					if topN >= 0 {
+						ch.Logprobs = chatLogprobsOf(lm.eng, toks)
+					}
+					return chunk(ch)
 				}
-				return chunk(ch)
 			}
+			// With tools the answer is held until it is complete: only
+			// then can it be told apart from a tool call.
 		}
 		start := time.Now()
 		out, err := generate(ctx, lm, gp)
@@ -177,23 +228,50 @@ func (s *Server) handleChat(c *gin.Context) {
 		}
 		s.observe(req.Model, len(prompt), out, time.Since(start))
 		u.add(len(prompt), out)
-		finish := out.Finish
+		finish, content := out.Finish, &out.Text
+		var calls []toolCall
+		if tools != nil {
+			var rest string
+			rest, calls = parseToolCalls(out.Text, tools.names)
+			if len(calls) > 0 {
+				if !tools.parallel {
+					calls = calls[:1]
+				}
+				finish, content = "tool_calls", nil
+				if rest != "" {
+					content = &rest
+				}
+			}
+		}
+		var lp *chatLogprobs // of the whole answer, unless streamed with the deltas
+		if topN >= 0 && (sse == nil || tools != nil) {
+			lp = chatLogprobsOf(lm.eng, out.Tokens)
+		}
 		if sse != nil {
+			if tools != nil {
+				delta := chatChoice{Index: k, Delta: &chatOut{Content: content, ToolCalls: toolCallsOut(calls, true)}, Logprobs: lp}
+				if (content != nil && *content != "") || len(calls) > 0 {
+					if err := chunk(delta); err != nil {
+						return
+					}
+				}
+			}
 			if err := chunk(chatChoice{Index: k, Delta: &chatOut{}, FinishReason: &finish}); err != nil {
 				return
 			}
 			continue
 		}
-		ch := chatChoice{Index: k, Message: &chatOut{Role: "assistant", Content: &out.Text}, FinishReason: &finish}
-		if topN >= 0 {
-			ch.Logprobs = chatLogprobsOf(lm.eng, out.Tokens)
+		ch := chatChoice{Index: k, FinishReason: &finish, Logprobs: lp,
+			Message: &chatMessageOut{Role: "assistant", Content: content}}
+		if len(calls) > 0 {
+			ch.Message.ToolCalls = toolCallsOut(calls, false)
 		}
 		resp.Choices = append(resp.Choices, ch)
 	}
 	if sse != nil {
-		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		if includeUsage {
 			if err := sse.send(chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model,
-				Choices: []chatChoice{}, Usage: &u}); err != nil {
+				SystemFingerprint: systemFingerprint, Choices: []chatChoice{}, Usage: &u}); err != nil {
 				return
 			}
 		}
@@ -202,6 +280,27 @@ func (s *Server) handleChat(c *gin.Context) {
 	}
 	resp.Usage = &u
 	c.JSON(http.StatusOK, resp)
+}
+
+// renderError classifies a chat template failure. The template's own
+// raise_exception, and a render that hits the time or size limit (which
+// grow with the conversation), are the request's fault: 400. A client
+// that left gets its cancellation; an engine panic stays a server error.
+func renderError(ctx context.Context, err error) error {
+	var te *chat.Error
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !errors.As(err, &te):
+		return err
+	case te.Raised:
+		return errInvalid("messages", "%s", te.Msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return errInvalid("messages", "rendering the conversation with the chat template took too long: %s", te.Msg)
+	case strings.HasPrefix(te.Msg, "engine panic"):
+		return err
+	}
+	return errInvalid("messages", "the chat template cannot render these messages: %s", te.Msg)
 }
 
 func chatLogprobsOf(eng Engine, toks []tokenInfo) *chatLogprobs {

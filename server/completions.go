@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -29,13 +30,30 @@ type legacyLogprobs struct {
 }
 
 type completionResponse struct {
-	ID      string             `json:"id"`
-	Object  string             `json:"object"`
-	Created int64              `json:"created"`
-	Model   string             `json:"model"`
-	Choices []completionChoice `json:"choices"`
-	Usage   *usage             `json:"usage,omitempty"`
+	ID                string             `json:"id"`
+	Object            string             `json:"object"`
+	Created           int64              `json:"created"`
+	Model             string             `json:"model"`
+	SystemFingerprint string             `json:"system_fingerprint"`
+	Choices           []completionChoice `json:"choices"`
+	Usage             *usage             `json:"usage,omitempty"`
+	nullUsage         bool               // as in chatResponse
 }
+
+func (r completionResponse) MarshalJSON() ([]byte, error) {
+	type plain completionResponse
+	if r.Usage != nil || !r.nullUsage {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		Usage *usage `json:"usage"`
+	}{plain: plain(r)})
+}
+
+// systemFingerprint is OpenAI's name for the backend configuration that
+// produced an answer; clients log it.
+const systemFingerprint = "fp_foretoken"
 
 func newID(prefix string) string {
 	var b [12]byte
@@ -56,6 +74,9 @@ func (s *Server) acquireModel(ctx context.Context, id string) (*loadedModel, err
 func promptTokens(eng Engine, in promptInput, field string) ([][]int32, error) {
 	if !in.set {
 		return nil, errInvalid(field, "the %s field is required", field)
+	}
+	if n := max(len(in.IDs), len(in.Texts)); n > maxInputs {
+		return nil, errInvalid(field, "%s holds %d entries; at most %d are allowed", field, n, maxInputs)
 	}
 	vocab := eng.Info().VocabSize
 	if in.IDs != nil {
@@ -99,6 +120,10 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
+	if err := req.checkUnsupported(n); err != nil {
+		abortErr(c, err)
+		return
+	}
 	topN := -1
 	if req.Logprobs != nil {
 		if *req.Logprobs < 0 || *req.Logprobs > maxTopLogprobs {
@@ -136,9 +161,10 @@ func (s *Server) handleCompletions(c *gin.Context) {
 	}
 
 	id, created := newID("cmpl-"), time.Now().Unix()
-	resp := completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model}
+	resp := completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model, SystemFingerprint: systemFingerprint}
 	var u usage
 	var sse *sseWriter
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	if req.Stream {
 		sse = &sseWriter{c: c}
 	}
@@ -149,7 +175,8 @@ func (s *Server) handleCompletions(c *gin.Context) {
 				topN: topN, promptLogprobs: req.Echo && topN >= 0}
 			var lp legacyBuilder
 			chunk := func(ch completionChoice) error {
-				return sse.send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model, Choices: []completionChoice{ch}})
+				return sse.send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model,
+					SystemFingerprint: systemFingerprint, Choices: []completionChoice{ch}, nullUsage: includeUsage})
 			}
 			if sse != nil {
 				if req.Echo {
@@ -200,8 +227,8 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		}
 	}
 	if sse != nil {
-		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-			if err := sse.send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model,
+		if includeUsage {
+			if err := sse.send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: req.Model, SystemFingerprint: systemFingerprint,
 				Choices: []completionChoice{}, Usage: &u}); err != nil {
 				return
 			}

@@ -31,6 +31,13 @@ func (s *Server) handleEmbeddings(c *gin.Context) {
 		abortErr(c, errInvalid("encoding_format", "encoding_format %q is not float or base64", req.EncodingFormat))
 		return
 	}
+	for i, text := range req.Input.Texts {
+		if text == "" {
+			// Only BOS would be left to embed; OpenAI refuses it too.
+			abortErr(c, errInvalid("input", "input %d is an empty string", i))
+			return
+		}
+	}
 	ctx := c.Request.Context()
 	lm, err := s.acquireModel(ctx, req.Model)
 	if err != nil {

@@ -28,7 +28,9 @@ type Engine interface {
 	Detokenize(ids []int32) string
 	// RenderChat renders messages with the model's chat template, or a
 	// plain fallback when it has none, ending with the assistant's turn.
-	RenderChat(ctx context.Context, msgs []chat.Message) (string, error)
+	// tools (nil: none) are the tool definitions the template shows the
+	// model, each JSON-able.
+	RenderChat(ctx context.Context, msgs []chat.Message, tools []any) (string, error)
 	// ChatStops are the end-of-turn markers of the chat template, which end
 	// a chat answer even where the vocabulary has no token for them.
 	ChatStops() []string

@@ -73,8 +73,8 @@ func (e *modelEngine) Detokenize(ids []int32) string {
 	return e.tok.Detokenize(ids, false, false)
 }
 
-func (e *modelEngine) RenderChat(ctx context.Context, msgs []chat.Message) (string, error) {
-	return e.tmpl.Render(ctx, chat.Request{Messages: msgs, AddGenerationPrompt: true, BOSToken: e.bos, EOSToken: e.eos})
+func (e *modelEngine) RenderChat(ctx context.Context, msgs []chat.Message, tools []any) (string, error) {
+	return e.tmpl.Render(ctx, chat.Request{Messages: msgs, AddGenerationPrompt: true, BOSToken: e.bos, EOSToken: e.eos, Tools: tools})
 }
 
 func (e *modelEngine) ChatStops() []string { return e.tmpl.StopStrings() }

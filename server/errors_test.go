@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/foretoken/foretoken/config"
+	"github.com/foretoken/foretoken/inference/chat"
 )
 
 type errorResp struct {
@@ -25,7 +28,7 @@ type errorResp struct {
 // TestErrors sends every kind of bad request and checks the status, the
 // OpenAI error shape and that the message names what is wrong.
 func TestErrors(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.MaxBody = 4096; c.CtxSize = 256 })
+	ts := startServer(t, func(c *config.Config) { c.MaxBody = 16384; c.CtxSize = 256 })
 	long := strings.Repeat("Once upon a time there was a dog. ", 40) // > 256 tokens
 	tests := []struct {
 		name   string
@@ -72,9 +75,36 @@ func TestErrors(t *testing.T) {
 		{"empty input list", "/v1/embeddings", `{"model":"stories260K","input":[]}`, 400, "input", "", nil},
 		{"explain top range", "/v1/explain", `{"model":"stories260K","prompt":"a","top_logprobs":50}`, 400, "top_logprobs", "", nil},
 		{"explain two prompts", "/v1/explain", `{"model":"stories260K","prompt":["a","b"]}`, 400, "prompt", "", nil},
-		{"body too large", "/v1/completions", `{"model":"stories260K","prompt":"` + strings.Repeat("x", 5000) + `"}`, 413, "", "body_too_large", nil},
+		{"body too large", "/v1/completions", `{"model":"stories260K","prompt":"` + strings.Repeat("x", 17000) + `"}`, 413, "", "body_too_large", nil},
 		{"detokenize bad id", "/detokenize", `{"model":"stories260K","tokens":[100000]}`, 400, "tokens", "", nil},
 		{"unknown route", "/v1/nothing", `{}`, 404, "", "not_found", nil},
+		{"stop null element", "/v1/completions", `{"model":"stories260K","prompt":"a","stop":["x",null]}`, 400, "stop", "", []string{"element 1"}},
+		{"suffix", "/v1/completions", `{"model":"stories260K","prompt":"a","suffix":"b"}`, 400, "suffix", "", []string{"not supported"}},
+		{"best_of", "/v1/completions", `{"model":"stories260K","prompt":"a","best_of":3}`, 400, "best_of", "", []string{"best_of 3"}},
+		{"message content type", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"},{"role":"user","content":5}]}`, 400, "messages", "", []string{"messages[1]", "content"}},
+		{"message role type", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":1,"content":"a"}]}`, 400, "messages", "", []string{"messages[0].role", "string"}},
+		{"message null", "/v1/chat/completions", `{"model":"stories260K","messages":[null]}`, 400, "messages", "", []string{"messages[0]"}},
+		{"messages not a list", "/v1/chat/completions", `{"model":"stories260K","messages":"hi"}`, 400, "messages", "", nil},
+		{"response_format type", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"response_format":{"type":"xml"}}`, 400, "response_format", "", []string{"xml"}},
+		{"response_format not an object", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"response_format":"json"}`, 400, "response_format", "", nil},
+		{"response_format schema", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}}`, 400, "response_format", "", []string{"schema"}},
+		{"functions", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"functions":[{"name":"f"}]}`, 400, "functions", "", []string{"tools"}},
+		{"audio", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"modalities":["text","audio"]}`, 400, "modalities", "", nil},
+		{"tool type", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":[{"type":"code_interpreter"}]}`, 400, "tools", "", []string{"code_interpreter"}},
+		{"tool without name", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"description":"x"}}]}`, 400, "tools", "", []string{"name"}},
+		{"tool twice", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]}`, 400, "tools", "", []string{"twice"}},
+		{"tools not a list", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":{"type":"function"}}`, 400, "tools", "", nil},
+		{"tool_choice required", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required"}`, 400, "tool_choice", "", []string{"required"}},
+		{"tool_choice named", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`, 400, "tool_choice", "", nil},
+		{"tool_choice unknown", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tool_choice":"sometimes"}`, 400, "tool_choice", "", []string{"sometimes"}},
+		{"empty embedding input", "/v1/embeddings", `{"model":"stories260K","input":["a",""]}`, 400, "input", "", []string{"input 1"}},
+		{"huge max_tokens", "/v1/completions", `{"model":"stories260K","prompt":"a","max_tokens":1e30}`, 400, "max_tokens", "", []string{"integer"}},
+		{"temperature NaN string", "/v1/completions", `{"model":"stories260K","prompt":"a","temperature":"NaN"}`, 400, "temperature", "", nil},
+		{"n too large", "/v1/completions", `{"model":"stories260K","prompt":"a","n":1000}`, 400, "n", "", []string{"1000"}},
+		{"logit_bias bad key", "/v1/completions", `{"model":"stories260K","prompt":"a","logit_bias":{"abc":1}}`, 400, "logit_bias", "", []string{"abc"}},
+		{"logit_bias bad value", "/v1/completions", `{"model":"stories260K","prompt":"a","logit_bias":{"5":1000}}`, 400, "logit_bias", "", nil},
+		{"too many prompts", "/v1/completions", `{"model":"stories260K","prompt":[` + strings.Repeat(`"a",`, 2048) + `"a"]}`, 400, "prompt", "", []string{"2049", "2048"}},
+		{"empty nested prompt", "/v1/completions", `{"model":"stories260K","prompt":[[]]}`, 400, "prompt", "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,5 +240,41 @@ func TestRecover(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("%s: status %d, want %d", path, rec.Code, want)
 		}
+	}
+}
+
+// TestRenderError: chat template failures caused by the request answer
+// 400; an engine panic stays a 500; a client that left gets its
+// cancellation.
+func TestRenderError(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name   string
+		ctx    context.Context
+		err    error
+		status int // 0: not an apiError
+		is     error
+	}{
+		{"raise_exception", context.Background(), &chat.Error{Msg: "Conversation roles must alternate", Raised: true}, 400, nil},
+		{"too slow", context.Background(), &chat.Error{Msg: "render timed out", Err: context.DeadlineExceeded}, 400, nil},
+		{"too long", context.Background(), &chat.Error{Msg: "output exceeds 16777216 bytes"}, 400, nil},
+		{"engine panic", context.Background(), &chat.Error{Msg: "engine panic: index out of range"}, 0, nil},
+		{"client gone", cancelled, &chat.Error{Msg: "render", Err: context.Canceled}, 0, context.Canceled},
+		{"not a template error", context.Background(), errors.New("disk on fire"), 0, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := renderError(tc.ctx, tc.err)
+			var ae *apiError
+			switch {
+			case tc.status != 0 && (!errors.As(got, &ae) || ae.Status != tc.status || ae.Param != "messages"):
+				t.Errorf("got %#v, want a %d about messages", got, tc.status)
+			case tc.status == 0 && errors.As(got, &ae):
+				t.Errorf("got %d %q, want no status of its own", ae.Status, ae.Message)
+			case tc.is != nil && !errors.Is(got, tc.is):
+				t.Errorf("got %v, want %v", got, tc.is)
+			}
+		})
 	}
 }

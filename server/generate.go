@@ -16,6 +16,7 @@ type genParams struct {
 	stop           []string
 	topN           int  // top alternatives per generated token; -1: no logprobs at all
 	promptLogprobs bool // also score the prompt (echo with logprobs)
+	json           bool // JSON mode: the answer is a JSON object
 
 	// onPrompt, if set, is called after the prompt is processed with its
 	// tokens (scored when promptLogprobs).
@@ -142,6 +143,10 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 		offset int         // bytes of generated text so far, held-back included
 	)
 	history := append([]int32(nil), p.prompt...)
+	var jc *jsonConstraint
+	if p.json {
+		jc = &jsonConstraint{}
+	}
 	// emit appends final text and passes it on with the tokens it holds.
 	emit := func(s string, last bool) error {
 		text.WriteString(s)
@@ -166,7 +171,26 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 			// logits in place), as OpenAI reports it.
 			sc.load(logits)
 		}
+		if jc != nil {
+			// Sample modifies logits: keep them for a second draw.
+			jc.raw = append(jc.raw[:0], logits...)
+		}
 		id := sampler.Sample(logits, history)
+		if jc != nil && !jc.allows(eng, id) {
+			// As llama.cpp does with grammars: draw again among the
+			// tokens that keep the JSON. Checking one token first and the
+			// vocabulary only when it fails draws from the same
+			// distribution, at a fraction of the cost.
+			copy(logits, jc.raw)
+			if !jc.mask(eng, logits) {
+				// No token of the vocabulary can go on: end as if cut short.
+				if err := emit(stop.Flush()+dec.Flush(), true); err != nil {
+					return nil, err
+				}
+				break
+			}
+			id = sampler.Sample(logits, history)
+		}
 		ti := tokenInfo{ID: id, HasLP: p.topN >= 0}
 		if ti.HasLP {
 			ti.Logprob, ti.Top = sc.pick(id)
@@ -186,6 +210,12 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 			piece = dec.Add(id)
 		}
 		s, reason := stop.Token(piece, eog)
+		if jc != nil && !eog {
+			jc.st.feed(ti.Text)
+			if (reason == sample.StopNone || reason == sample.StopLength) && jc.st.complete() {
+				reason = sample.StopEOG // the object is closed: nothing may follow
+			}
+		}
 		if reason == sample.StopLength || reason == sample.StopEOG {
 			// Bytes held back can no longer complete a character.
 			s += stop.Flush() + dec.Flush()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -63,6 +64,15 @@ func TestCancelFreesSlot(t *testing.T) {
 	busy := ts.post(t, "/v1/completions", map[string]any{"model": "llama256.f32", "prompt": "hi", "max_tokens": 1}, &e)
 	if busy.StatusCode != http.StatusTooManyRequests || busy.Header.Get("Retry-After") == "" {
 		t.Errorf("while busy: status %d, Retry-After %q; want 429 with Retry-After", busy.StatusCode, busy.Header.Get("Retry-After"))
+	}
+	// So do streams, chat ones included: nothing is sent before a slot is
+	// held.
+	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
+		body := map[string]any{"model": "llama256.f32", "prompt": "hi", "messages": []map[string]any{{"role": "user", "content": "hi"}},
+			"max_tokens": 1, "stream": true}
+		if r := ts.post(t, path, body, &e); r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+			t.Errorf("%s stream while busy: status %d; want 429 with Retry-After", path, r.StatusCode)
+		}
 	}
 	// A waiting request whose client leaves is dropped from the queue.
 	ts2 := startServer(t, func(c *config.Config) { c.Parallel = 1; c.Queue = 1; c.CtxSize = 2048 })
@@ -304,6 +314,13 @@ func TestOllamaStore(t *testing.T) {
 	if got.Choices[0].Text != ", there was a little" {
 		t.Errorf("text %q", got.Choices[0].Text)
 	}
+	// As in Ollama, a name without a tag is its "latest" tag, and only that.
+	for name, status := range map[string]int{"tiny": 200, "someone/tiny": 404, "tiny:q8": 404} {
+		var e errorResp
+		if r := ts.post(t, "/v1/completions", map[string]any{"model": name, "prompt": "Once", "max_tokens": 1}, &e); r.StatusCode != status {
+			t.Errorf("model %q: status %d, want %d", name, r.StatusCode, status)
+		}
+	}
 	var one modelObject
 	if r := ts.do(t, "GET", "/v1/models/someone/tiny:q8", nil, &one, nil); r.StatusCode != 200 || one.ID != "someone/tiny:q8" {
 		t.Errorf("GET /v1/models/someone/tiny:q8: %d %+v", r.StatusCode, one)
@@ -469,4 +486,42 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestStalledReaderDropped: a client that opens a stream and stops reading
+// is dropped once a write has waited --write-timeout, which frees its slot
+// for others; the server's goroutines go back to where they were.
+func TestStalledReaderDropped(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "script.gguf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	answer := strings.Repeat("All work and no play makes Jack a dull boy. ", 80) // 3520 tokens
+	ts := startServerLoad(t, dir, func(c *config.Config) {
+		c.Parallel, c.Queue, c.WriteTimeout = 1, 0, 200*time.Millisecond
+	}, func(ctx context.Context, path string) (Engine, error) { return &scriptEngine{answer: answer}, nil })
+
+	// 16 choices of 3520 tokens with 20 alternatives each: tens of MB of
+	// events, more than the socket buffers hold.
+	body := `{"model":"script","prompt":"\u0001","max_tokens":3600,"n":16,"logprobs":20,"stream":true}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	waitFor(t, "the stream to hold the slot", func() bool { return ts.activeSlots() == 1 })
+	start := time.Now()
+	waitFor(t, "the stalled client's slot to be freed", func() bool { return ts.activeSlots() == 0 })
+	t.Logf("slot freed %v after the stream started", time.Since(start).Round(time.Millisecond))
+	var got completionResp
+	if r := ts.post(t, "/v1/completions", map[string]any{"model": "script", "prompt": "\u0001", "max_tokens": 3}, &got); r.StatusCode != 200 || got.Choices[0].Text != "All" {
+		t.Errorf("after the drop: status %d, text %+v", r.StatusCode, got.Choices)
+	}
+	conn.Close()
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 }

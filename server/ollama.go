@@ -22,9 +22,11 @@ import (
 // Python libraries, Open WebUI...). Requests and responses are Ollama's
 // own types (github.com/ollama/ollama/api), so the wire format is theirs.
 // What foretoken does not do is refused with a clear error rather than
-// ignored: images, structured output (format), tools, template and suffix
-// overrides, thinking, and model management (pull, push, create, copy,
-// delete: models are GGUF files in the configured folders).
+// ignored: images, format as a JSON schema (format "json" is honoured:
+// see jsonmode.go), template and suffix overrides, thinking, the sampling options mirostat, typical_p and tfs_z,
+// and model management (pull, push, create, copy, delete: models are GGUF
+// files in the configured folders). Tools go to the chat template and tool
+// calls are read back from the answer, as for OpenAI's chat (tools.go).
 
 // ollamaVersion is the Ollama release whose API these handlers follow;
 // clients compare it to decide which fields they may send.
@@ -60,8 +62,10 @@ func ollamaAbort(c *gin.Context, err error) {
 		msg = ae.Message
 	}
 	var te *chat.Error
-	if errors.As(err, &te) && te.Raised {
-		status, msg = http.StatusBadRequest, te.Msg
+	if errors.As(err, &te) {
+		if re := renderError(context.Background(), err); errors.As(re, &ae) {
+			status, msg = ae.Status, ae.Message
+		}
 	}
 	_ = c.Error(err)
 	c.AbortWithStatusJSON(status, gin.H{"error": msg})
@@ -144,25 +148,19 @@ func (s *Server) handleOllamaTags(c *gin.Context) {
 
 func (s *Server) handleOllamaPS(c *gin.Context) {
 	resp := api.ProcessResponse{Models: []api.ProcessModelResponse{}}
-	for _, id := range s.models.loadedIDs() {
-		f, ok := s.models.lookup(id)
+	for _, st := range s.models.status() {
+		f, ok := s.models.lookup(st.id)
 		if !ok {
 			continue
 		}
-		m := api.ProcessModelResponse{Name: id, Model: id, Size: f.Size, Details: api.ModelDetails{Format: "gguf"}}
-		// The registry unloads a model keep-alive after its last use; the
-		// time shown counts from now, an upper bound while it is busy.
-		switch ka := s.cfg.KeepAlive; {
-		case ka < 0:
+		m := api.ProcessModelResponse{Name: st.id, Model: st.id, Size: f.Size, Details: api.ModelDetails{Format: "gguf"},
+			ContextLength: st.ctxLen, ExpiresAt: st.expiresAt.UTC()}
+		if st.expiresAt.IsZero() {
+			// Ollama's way to say "never" (keep_alive < 0).
 			m.ExpiresAt = time.Now().Add(100 * 365 * 24 * time.Hour).UTC()
-		default:
-			m.ExpiresAt = time.Now().Add(ka).UTC()
 		}
 		if d, gf, err := ollamaModelDetails(f.Path); err == nil {
 			m.Details = d
-			if n, err := gf.Uint32(gf.Architecture() + ".context_length"); err == nil {
-				m.ContextLength = int(n)
-			}
 			gf.Close()
 		}
 		resp.Models = append(resp.Models, m)
@@ -210,13 +208,27 @@ func (s *Server) handleOllamaShow(c *gin.Context) {
 		ModifiedAt:   time.Unix(f.Created, 0).UTC(),
 		Capabilities: []ollamamodel.Capability{ollamamodel.CapabilityCompletion, ollamamodel.CapabilityEmbedding},
 	}
+	if strings.Contains(tmpl, "tools") {
+		// The template shows tool definitions to the model.
+		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityTools)
+	}
 	c.JSON(http.StatusOK, resp)
 }
 
 // ollamaOptions are the options of Ollama's requests that foretoken acts
-// on; the rest (num_ctx, num_gpu, num_thread...) concern how Ollama runs a
-// model, which the server's configuration decides here.
+// on; the rest (num_gpu, num_thread, num_batch, use_mmap...) concern how
+// Ollama runs a model, which the server's configuration decides here.
+// Sampling options that foretoken does not implement are refused.
 type ollamaOptions struct {
+	// NumCtx narrows the context window of the request; it cannot widen
+	// it past the server's --ctx-size (Ollama, likewise, caps it at what
+	// the model can take).
+	NumCtx *int `json:"num_ctx"`
+	// Refused unless neutral.
+	Mirostat *int     `json:"mirostat"`
+	TypicalP *float64 `json:"typical_p"`
+	TFSZ     *float64 `json:"tfs_z"`
+
 	Temperature      *float64 `json:"temperature"`
 	TopK             *int     `json:"top_k"`
 	TopP             *float64 `json:"top_p"`
@@ -241,8 +253,22 @@ func parseOllamaOptions(raw map[string]any, vocab int) (sample.Params, *ollamaOp
 			return sample.Params{}, nil, errInvalid("options", "options: %v", err)
 		}
 		if err := json.Unmarshal(b, &o); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) && typ.Field != "" {
+				return sample.Params{}, nil, errInvalid("options", "option %q: expected %s, got %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+			}
 			return sample.Params{}, nil, errInvalid("options", "options: %v", err)
 		}
+	}
+	switch {
+	case o.NumCtx != nil && *o.NumCtx < 1:
+		return sample.Params{}, nil, errInvalid("options", "option num_ctx %d is not positive", *o.NumCtx)
+	case o.Mirostat != nil && *o.Mirostat != 0:
+		return sample.Params{}, nil, errInvalid("options", "option mirostat is not supported; use temperature, top_k, top_p or min_p")
+	case o.TypicalP != nil && *o.TypicalP != 1 && *o.TypicalP != 0:
+		return sample.Params{}, nil, errInvalid("options", "option typical_p is not supported; use top_p or min_p")
+	case o.TFSZ != nil && *o.TFSZ != 1 && *o.TFSZ != 0:
+		return sample.Params{}, nil, errInvalid("options", "option tfs_z is not supported; use top_p or min_p")
 	}
 	f := samplingFields{
 		Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP,
@@ -286,7 +312,11 @@ func parseOllamaOptions(raw map[string]any, vocab int) (sample.Params, *ollamaOp
 
 // ollamaBudget is how many tokens to generate: num_predict, or (when it is
 // absent or negative, Ollama's "until done") what the context has left.
+// The context is the server's, or num_ctx when that is smaller.
 func ollamaBudget(o *ollamaOptions, ctxLen, promptLen int) (int, error) {
+	if o.NumCtx != nil && *o.NumCtx < ctxLen {
+		ctxLen = *o.NumCtx
+	}
 	if promptLen >= ctxLen {
 		return 0, contextError(ctxLen, promptLen, 1)
 	}
@@ -352,6 +382,8 @@ type ollamaRun struct {
 	params  sample.Params
 	opts    *ollamaOptions
 	stream  bool
+	hold    bool      // stream no deltas: done carries the whole answer
+	json    bool      // JSON mode
 	started time.Time // when the request arrived
 	loaded  time.Time // when the model was ready
 	// chunk wraps a piece of text (or the final empty one) in the
@@ -367,14 +399,14 @@ func (s *Server) runOllama(c *gin.Context, r *ollamaRun) {
 		ollamaAbort(c, err)
 		return
 	}
-	gp := genParams{prompt: r.prompt, maxTokens: budget, sampling: r.params, stop: r.opts.Stop, topN: -1}
+	gp := genParams{prompt: r.prompt, maxTokens: budget, sampling: r.params, stop: r.opts.Stop, topN: -1, json: r.json}
 	var promptDone time.Time
 	gp.onPrompt = func([]tokenInfo) error {
 		promptDone = time.Now()
 		return nil
 	}
 	w := &ndjson{c: c}
-	if r.stream {
+	if r.stream && !r.hold {
 		gp.onDelta = func(text string, _ []tokenInfo) error {
 			if text == "" {
 				return nil
@@ -410,20 +442,33 @@ func (s *Server) runOllama(c *gin.Context, r *ollamaRun) {
 }
 
 // acquireOllama loads the request's model and rejects what foretoken does
-// not do.
-func (s *Server) acquireOllama(ctx context.Context, model string, format json.RawMessage, think *api.ThinkValue) (*loadedModel, error) {
-	if len(format) > 0 && string(format) != "null" && string(format) != `""` {
-		return nil, errInvalid("format", "structured output (format) is not supported")
+// not do. It reports whether format asks for JSON mode.
+func (s *Server) acquireOllama(ctx context.Context, model string, format json.RawMessage, think *api.ThinkValue) (*loadedModel, bool, error) {
+	jsonMode := false
+	switch f := strings.TrimSpace(string(format)); f {
+	case "", "null", `""`:
+	case `"json"`:
+		jsonMode = true
+	default:
+		return nil, false, errInvalid("format", "format %.40s is not supported: foretoken can constrain an answer to JSON syntax (\"json\") but not to a schema", f)
 	}
 	if think != nil {
 		if on, ok := think.Value.(bool); !ok || on {
-			return nil, errInvalid("think", "%q does not support thinking", model)
+			return nil, false, errInvalid("think", "%q does not support thinking", model)
 		}
 	}
-	return s.acquireModel(ctx, model)
+	lm, err := s.acquireModel(ctx, model)
+	return lm, jsonMode, err
 }
 
 func streamOn(p *bool) bool { return p == nil || *p }
+
+// keepAlive applies a request's keep_alive (nil: unchanged) to lm.
+func (s *Server) keepAlive(lm *loadedModel, d *api.Duration) {
+	if d != nil {
+		s.models.setKeepAlive(lm, d.Duration)
+	}
+}
 
 func (s *Server) handleOllamaGenerate(c *gin.Context) {
 	started := time.Now()
@@ -444,16 +489,22 @@ func (s *Server) handleOllamaGenerate(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	lm, err := s.acquireOllama(ctx, req.Model, req.Format, req.Think)
+	lm, jsonMode, err := s.acquireOllama(ctx, req.Model, req.Format, req.Think)
 	if err != nil {
 		ollamaAbort(c, err)
 		return
 	}
 	defer s.models.release(lm)
+	s.keepAlive(lm, req.KeepAlive)
 	loaded := time.Now()
 	if req.Prompt == "" && req.System == "" {
-		// Ollama's way to load a model ahead of use.
-		c.JSON(http.StatusOK, api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Done: true, DoneReason: "load"})
+		// Ollama's way to load a model ahead of use, or with keep_alive 0
+		// to unload it (which release then does).
+		reason := "load"
+		if req.KeepAlive != nil && req.KeepAlive.Duration == 0 {
+			reason = "unload"
+		}
+		c.JSON(http.StatusOK, api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Done: true, DoneReason: reason})
 		return
 	}
 	params, opts, err := parseOllamaOptions(req.Options, lm.eng.Info().VocabSize)
@@ -477,7 +528,7 @@ func (s *Server) handleOllamaGenerate(c *gin.Context) {
 			msgs = append(msgs, chat.Message{Role: "system", Content: chat.Text(req.System)})
 		}
 		msgs = append(msgs, chat.Message{Role: "user", Content: chat.Text(req.Prompt)})
-		text, err = lm.eng.RenderChat(ctx, msgs)
+		text, err = lm.eng.RenderChat(ctx, msgs, nil)
 		if err != nil {
 			ollamaAbort(c, err)
 			return
@@ -493,7 +544,7 @@ func (s *Server) handleOllamaGenerate(c *gin.Context) {
 
 	s.runOllama(c, &ollamaRun{
 		model: req.Model, lm: lm, prompt: prompt, params: params, opts: opts, stream: streamOn(req.Stream),
-		started: started, loaded: loaded,
+		json: jsonMode, started: started, loaded: loaded,
 		chunk: func(text string) any {
 			return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text}
 		},
@@ -524,8 +575,18 @@ func (s *Server) handleOllamaChat(c *gin.Context) {
 		ollamaAbort(c, err)
 		return
 	}
-	if len(req.Tools) > 0 {
-		ollamaAbort(c, errInvalid("tools", "tools are not supported yet"))
+	rawTools := make([]json.RawMessage, len(req.Tools))
+	for i, tool := range req.Tools {
+		b, err := json.Marshal(tool)
+		if err != nil {
+			ollamaAbort(c, errInvalid("tools", "tools[%d]: %v", i, err))
+			return
+		}
+		rawTools[i] = b
+	}
+	tools, err := parseTools(rawTools, nil, nil)
+	if err != nil {
+		ollamaAbort(c, err)
 		return
 	}
 	msgs := make([]chat.Message, 0, len(req.Messages))
@@ -555,16 +616,21 @@ func (s *Server) handleOllamaChat(c *gin.Context) {
 		msgs = append(msgs, msg)
 	}
 	ctx := c.Request.Context()
-	lm, err := s.acquireOllama(ctx, req.Model, req.Format, req.Think)
+	lm, jsonMode, err := s.acquireOllama(ctx, req.Model, req.Format, req.Think)
 	if err != nil {
 		ollamaAbort(c, err)
 		return
 	}
 	defer s.models.release(lm)
+	s.keepAlive(lm, req.KeepAlive)
 	loaded := time.Now()
 	if len(msgs) == 0 {
+		reason := "load"
+		if req.KeepAlive != nil && req.KeepAlive.Duration == 0 {
+			reason = "unload"
+		}
 		c.JSON(http.StatusOK, api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(),
-			Message: api.Message{Role: "assistant"}, Done: true, DoneReason: "load"})
+			Message: api.Message{Role: "assistant"}, Done: true, DoneReason: reason})
 		return
 	}
 	params, opts, err := parseOllamaOptions(req.Options, lm.eng.Info().VocabSize)
@@ -572,7 +638,11 @@ func (s *Server) handleOllamaChat(c *gin.Context) {
 		ollamaAbort(c, err)
 		return
 	}
-	text, err := lm.eng.RenderChat(ctx, msgs)
+	var toolDefs []any
+	if tools != nil {
+		toolDefs = tools.defs
+	}
+	text, err := lm.eng.RenderChat(ctx, msgs, toolDefs)
 	if err != nil {
 		ollamaAbort(c, err)
 		return
@@ -582,9 +652,12 @@ func (s *Server) handleOllamaChat(c *gin.Context) {
 		ollamaAbort(c, err)
 		return
 	}
+	// With tools the answer is held until complete, when tool calls can
+	// be told from text.
+	deltas := streamOn(req.Stream) && tools == nil
 	s.runOllama(c, &ollamaRun{
 		model: req.Model, lm: lm, prompt: prompt, params: params, opts: opts, stream: streamOn(req.Stream),
-		started: started, loaded: loaded,
+		hold: !deltas, json: jsonMode, started: started, loaded: loaded,
 		chunk: func(text string) any {
 			return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(),
 				Message: api.Message{Role: "assistant", Content: text}}
@@ -592,8 +665,24 @@ func (s *Server) handleOllamaChat(c *gin.Context) {
 		done: func(out *genOutput, m api.Metrics) any {
 			resp := api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(),
 				Message: api.Message{Role: "assistant"}, Done: true, DoneReason: out.Finish, Metrics: m}
-			if !streamOn(req.Stream) {
-				resp.Message.Content = out.Text
+			if deltas {
+				return resp
+			}
+			resp.Message.Content = out.Text
+			if tools != nil {
+				rest, calls := parseToolCalls(out.Text, tools.names)
+				for i, tc := range calls {
+					var args api.ToolCallFunctionArguments
+					if err := json.Unmarshal([]byte(tc.Arguments), &args); err != nil {
+						// parseToolCalls returns objects only; keep the text.
+						return resp
+					}
+					resp.Message.ToolCalls = append(resp.Message.ToolCalls, api.ToolCall{ID: newID("call_"),
+						Function: api.ToolCallFunction{Index: i, Name: tc.Name, Arguments: args}})
+				}
+				if len(calls) > 0 {
+					resp.Message.Content = rest
+				}
 			}
 			return resp
 		},
@@ -679,6 +768,7 @@ func (s *Server) handleOllamaEmbed(c *gin.Context) {
 		return
 	}
 	defer s.models.release(lm)
+	s.keepAlive(lm, req.KeepAlive)
 	loaded := time.Now()
 	vecs, total, err := s.ollamaEmbed(ctx, lm, req.Model, texts, req.Truncate == nil || *req.Truncate, req.Dimensions)
 	if err != nil {
@@ -706,6 +796,7 @@ func (s *Server) handleOllamaEmbeddings(c *gin.Context) {
 		return
 	}
 	defer s.models.release(lm)
+	s.keepAlive(lm, req.KeepAlive)
 	resp := api.EmbeddingResponse{Embedding: []float64{}}
 	if req.Prompt != "" {
 		vecs, _, err := s.ollamaEmbed(ctx, lm, req.Model, []string{req.Prompt}, true, 0)

@@ -293,6 +293,17 @@ func TestOllamaModels(t *testing.T) {
 		show.Details.Family != "qwen2" || show.Details.QuantizationLevel != "Q8_0" {
 		t.Errorf("show: arch %v, details %+v, template %.40q", show.ModelInfo["general.architecture"], show.Details, show.Template)
 	}
+	// Qwen 2.5's template shows tools; stories260K has no template.
+	if !slices.Contains(show.Capabilities, "tools") {
+		t.Errorf("qwen2-256 capabilities %v lack tools", show.Capabilities)
+	}
+	tiny, err := client.Show(ctx, &api.ShowRequest{Model: "stories260K"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(tiny.Capabilities, "tools") {
+		t.Errorf("stories260K capabilities %v", tiny.Capabilities)
+	}
 	if _, err := client.Show(ctx, &api.ShowRequest{Model: "nope"}); err == nil {
 		t.Error("show of an unknown model succeeded")
 	}
@@ -332,8 +343,16 @@ func TestOllamaErrors(t *testing.T) {
 	}{
 		{"unknown model", "POST", "/api/generate", `{"model": "nope", "prompt": "hi"}`, 404, `"nope"`},
 		{"images", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "images": ["AAAA"]}`, 400, "images"},
-		{"format", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "format": "json"}`, 400, "format"},
-		{"tools", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}`, 400, "tools"},
+		{"format schema", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "format": {"type": "object"}}`, 400, "format"},
+		{"format other", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "format": "yaml"}`, 400, "format"},
+		{"tool without name", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"description": "f"}}]}`, 400, "name"},
+		{"tool type", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "retrieval", "function": {"name": "f"}}]}`, 400, "retrieval"},
+		{"option type", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "options": {"temperature": "hot"}}`, 400, `"temperature": expected number`},
+		{"mirostat", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "options": {"mirostat": 2}}`, 400, "mirostat"},
+		{"typical_p", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "options": {"typical_p": 0.5}}`, 400, "typical_p"},
+		{"num_ctx zero", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "options": {"num_ctx": 0}}`, 400, "num_ctx"},
+		{"prompt over num_ctx", "POST", "/api/generate", `{"model": "stories260K", "prompt": "Once upon a time", "raw": true, "options": {"num_ctx": 3}}`, 400, "maximum context length is 3"},
+		{"bad keep_alive", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "keep_alive": "soon"}`, 400, "soon"},
 		{"think", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "think": true}`, 400, "thinking"},
 		{"role", "POST", "/api/chat", `{"model": "stories260K", "messages": [{"role": "wizard", "content": "hi"}]}`, 400, "role"},
 		{"bad option", "POST", "/api/generate", `{"model": "stories260K", "prompt": "hi", "options": {"temperature": -1}}`, 400, "temperature"},
@@ -381,5 +400,62 @@ func TestOllamaErrors(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "Ollama is running" {
 		t.Errorf("root: %q", b)
+	}
+}
+
+// TestOllamaKeepAliveAndNumCtx: a request's keep_alive decides when its
+// model is unloaded (and what /api/ps says); num_ctx narrows the context.
+func TestOllamaKeepAliveAndNumCtx(t *testing.T) {
+	srv, client, _ := ollamaServer(t)
+	ctx := context.Background()
+	gen := func(req *api.GenerateRequest) api.GenerateResponse {
+		t.Helper()
+		req.Stream = ptr(false)
+		var last api.GenerateResponse
+		if err := client.Generate(ctx, req, func(r api.GenerateResponse) error { last = r; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	psOf := func(id string) (api.ProcessModelResponse, bool) {
+		ps, err := client.ListRunning(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ps.Models {
+			if m.Name == id {
+				return m, true
+			}
+		}
+		return api.ProcessModelResponse{}, false
+	}
+
+	// num_ctx 12 with a 5-token prompt leaves 7 tokens: the answer stops
+	// there (greedy stories260K goes on much longer).
+	r := gen(&api.GenerateRequest{Model: "stories260K", Prompt: "Once upon a time", Raw: true,
+		Options: map[string]any{"temperature": 0, "num_ctx": 12}, KeepAlive: &api.Duration{Duration: time.Minute}})
+	if r.PromptEvalCount != 5 || r.EvalCount != 7 || r.DoneReason != "length" {
+		t.Errorf("num_ctx 12: prompt %d + eval %d tokens, done_reason %q; want 5 + 7, length", r.PromptEvalCount, r.EvalCount, r.DoneReason)
+	}
+	m, ok := psOf("stories260K")
+	if !ok {
+		t.Fatal("stories260K not in /api/ps after use")
+	}
+	if left := time.Until(m.ExpiresAt); left > time.Minute || left < 50*time.Second {
+		t.Errorf("keep_alive 1m: expires in %v", left)
+	}
+
+	// Negative: never unloaded.
+	gen(&api.GenerateRequest{Model: "stories260K", KeepAlive: &api.Duration{Duration: -1}})
+	if m, _ := psOf("stories260K"); time.Until(m.ExpiresAt) < 24*time.Hour {
+		t.Errorf("keep_alive -1: expires at %v", m.ExpiresAt)
+	}
+
+	// Zero: unloaded as soon as the request ends (Ollama's unload call).
+	if r := gen(&api.GenerateRequest{Model: "stories260K", KeepAlive: &api.Duration{}}); r.DoneReason != "unload" {
+		t.Errorf("unload call: done_reason %q", r.DoneReason)
+	}
+	if ids := srv.models.loadedIDs(); len(ids) != 0 {
+		t.Errorf("keep_alive 0 left %v loaded", ids)
 	}
 }

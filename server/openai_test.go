@@ -500,3 +500,36 @@ func TestConcurrentGreedyBatched(t *testing.T) {
 		t.Errorf("metrics lack %q", want)
 	}
 }
+
+// TestStreamUsageField: with stream_options.include_usage every chunk has
+// a usage field, null but in the last (whose choices are empty), as in
+// OpenAI's API; without it no chunk has one.
+func TestStreamUsageField(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
+		for _, include := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/%v", path, include), func(t *testing.T) {
+				body := map[string]any{"model": "stories260K", "prompt": "Once", "messages": []map[string]any{{"role": "user", "content": "Hi"}},
+					"max_tokens": 4, "temperature": 0, "stream": true, "stream_options": map[string]any{"include_usage": include}}
+				events := ts.stream(t, path, body)
+				for i, ev := range events {
+					u, has := ev["usage"]
+					last := i == len(events)-1
+					switch {
+					case !include && has:
+						t.Errorf("event %d has usage %v without include_usage", i, u)
+					case include && !has:
+						t.Errorf("event %d lacks the usage field", i)
+					case include && !last && u != nil:
+						t.Errorf("event %d: usage %v, want null", i, u)
+					case include && last:
+						m, _ := u.(map[string]any)
+						if m == nil || m["completion_tokens"] != float64(4) || len(ev["choices"].([]any)) != 0 {
+							t.Errorf("last event: usage %v, choices %v", u, ev["choices"])
+						}
+					}
+				}
+			})
+		}
+	}
+}

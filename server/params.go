@@ -13,6 +13,10 @@ const (
 	maxTopLogprobs = 20
 	maxN           = 16
 	maxStops       = 4
+	// maxInputs bounds the prompts of a completion and the inputs of an
+	// embeddings request, as OpenAI does: a body within the size limit
+	// must not be able to queue a million generations.
+	maxInputs = 2048
 )
 
 // samplingParams checks the sampling options and turns them into

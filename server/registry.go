@@ -58,6 +58,9 @@ type loadedModel struct {
 	refs     int // requests using it
 	lastUsed time.Time
 	timer    *time.Timer // keep-alive expiry while refs == 0
+	// keepAlive, when set, is the last keep_alive a request asked for
+	// (Ollama's per-request keep_alive); it replaces the server's.
+	keepAlive *time.Duration
 }
 
 func newRegistry(files []modelFile, load LoadFunc, keepAlive time.Duration, maxLoaded int, newSched func(Engine) *scheduler, log *slog.Logger) *registry {
@@ -83,8 +86,13 @@ func (r *registry) list() []modelFile {
 	return out
 }
 
+// lookup finds a model by id. As in Ollama, a name without a tag means
+// its "latest" tag: "llama3.2" is "llama3.2:latest".
 func (r *registry) lookup(id string) (modelFile, bool) {
 	f, ok := r.files[id]
+	if !ok && id != "" && !strings.Contains(id, ":") {
+		f, ok = r.files[id+":latest"]
+	}
 	return f, ok
 }
 
@@ -94,10 +102,11 @@ var errAllBusy = &apiError{Status: http.StatusServiceUnavailable, Type: "server_
 // acquire returns the loaded model id, loading it if needed; the caller
 // must release it. Concurrent callers share one load.
 func (r *registry) acquire(ctx context.Context, id string) (*loadedModel, error) {
-	f, ok := r.files[id]
+	f, ok := r.lookup(id)
 	if !ok {
 		return nil, errModelNotFound(id)
 	}
+	id = f.ID
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -193,23 +202,71 @@ func (r *registry) release(lm *loadedModel) {
 	if lm.refs > 0 || lm.eng == nil || r.loaded[lm.id] != lm {
 		return
 	}
-	switch {
+	switch ka := r.keepAliveLocked(lm); {
 	case r.closed:
 		r.unloadLocked(lm)
-	case r.keepAlive == 0:
+	case ka == 0:
 		r.unloadLocked(lm)
-	case r.keepAlive > 0:
-		lm.timer = time.AfterFunc(r.keepAlive, func() { r.expire(lm) })
+	case ka > 0:
+		lm.timer = time.AfterFunc(ka, func() { r.expire(lm) })
 	}
+}
+
+// keepAliveLocked is how long lm stays loaded after its last use; negative
+// is for ever.
+func (r *registry) keepAliveLocked(lm *loadedModel) time.Duration {
+	if lm.keepAlive != nil {
+		return *lm.keepAlive
+	}
+	return r.keepAlive
+}
+
+// setKeepAlive applies a request's keep_alive to lm: it counts from the
+// end of that request and stays in force for later ones.
+func (r *registry) setKeepAlive(lm *loadedModel, d time.Duration) {
+	r.mu.Lock()
+	lm.keepAlive = &d
+	r.mu.Unlock()
 }
 
 func (r *registry) expire(lm *loadedModel) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if lm.refs == 0 && r.loaded[lm.id] == lm && time.Since(lm.lastUsed) >= r.keepAlive {
-		r.log.Info("unloading idle model", "model", lm.id, "keep_alive", r.keepAlive)
+	if ka := r.keepAliveLocked(lm); lm.refs == 0 && r.loaded[lm.id] == lm && ka >= 0 && time.Since(lm.lastUsed) >= ka {
+		r.log.Info("unloading idle model", "model", lm.id, "keep_alive", ka)
 		r.unloadLocked(lm)
 	}
+}
+
+// loadedStatus is what /api/ps shows of a loaded model.
+type loadedStatus struct {
+	id        string
+	expiresAt time.Time // zero: never
+	ctxLen    int
+}
+
+// status lists the models in memory with when they will be unloaded (for
+// a busy model: keep-alive from now, a lower bound).
+func (r *registry) status() []loadedStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []loadedStatus
+	for id, lm := range r.loaded {
+		if lm.eng == nil {
+			continue
+		}
+		st := loadedStatus{id: id, ctxLen: lm.sched.ctxLen}
+		if ka := r.keepAliveLocked(lm); ka >= 0 {
+			from := time.Now()
+			if lm.refs == 0 {
+				from = lm.lastUsed
+			}
+			st.expiresAt = from.Add(ka)
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
 }
 
 func (r *registry) unloadLocked(lm *loadedModel) {

@@ -135,7 +135,7 @@ func (s *Server) routes() http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
-	r.Use(s.trackMiddleware, s.recoverMiddleware, s.logMiddleware, s.corsMiddleware, s.bodyLimitMiddleware)
+	r.Use(s.trackMiddleware, s.writeDeadlineMiddleware, s.recoverMiddleware, s.logMiddleware, s.corsMiddleware, s.bodyLimitMiddleware)
 
 	r.GET("/health", s.handleHealth)
 	auth := r.Group("/", s.authMiddleware, s.drainMiddleware)
@@ -227,6 +227,45 @@ func (s *Server) corsMiddleware(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// writeDeadlineMiddleware gives each write to the client WriteTimeout to
+// complete. A client that stops reading a stream then fails the next
+// write, which ends its generation and frees its slot; without it the
+// generation would block on a full socket for as long as the client
+// stays connected.
+func (s *Server) writeDeadlineMiddleware(c *gin.Context) {
+	w := &deadlineWriter{ResponseWriter: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.cfg.WriteTimeout}
+	c.Writer = w
+	c.Next()
+	// net/http flushes what is buffered after the handler returns.
+	w.extend()
+}
+
+// deadlineWriter moves the connection's write deadline before each write
+// (and flush), so that only a stalled write times out, however long the
+// gaps between writes.
+type deadlineWriter struct {
+	gin.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) extend() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.extend()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *deadlineWriter) WriteString(str string) (int, error) {
+	w.extend()
+	return w.ResponseWriter.WriteString(str)
+}
+
+func (w *deadlineWriter) Flush() {
+	w.extend()
+	w.ResponseWriter.Flush()
 }
 
 func (s *Server) bodyLimitMiddleware(c *gin.Context) {

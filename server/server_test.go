@@ -29,7 +29,13 @@ type testServer struct {
 // llama256.*) with cfg's settings on 127.0.0.1:0.
 func startServer(t *testing.T, edit func(*config.Config)) *testServer {
 	t.Helper()
-	dir := testdata.Path(t, "models")
+	return startServerLoad(t, testdata.Path(t, "models"), edit, nil)
+}
+
+// startServerLoad serves the models of dir, opened by load (nil: the real
+// loader).
+func startServerLoad(t *testing.T, dir string, edit func(*config.Config), load LoadFunc) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.ModelDirs = []string{dir}
 	cfg.OllamaDir = "-"
@@ -39,7 +45,7 @@ func startServer(t *testing.T, edit func(*config.Config)) *testServer {
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Load: load})
 	if err != nil {
 		t.Fatal(err)
 	}

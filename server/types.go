@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/foretoken/foretoken/inference/chat"
 	"math"
 	"strconv"
+
+	"github.com/foretoken/foretoken/inference/chat"
 )
 
 // promptInput is an OpenAI prompt or embeddings input: a string, a list of
@@ -99,11 +101,54 @@ func (s *stopList) UnmarshalJSON(b []byte) error {
 		*s = stopList{one}
 		return nil
 	}
-	var many []string
+	var many []json.RawMessage
 	if err := json.Unmarshal(b, &many); err != nil {
 		return &fieldError{"stop", "expected a string or an array of strings"}
 	}
-	*s = many
+	out := make(stopList, 0, len(many))
+	for i, r := range many {
+		var one string
+		if bytes.Equal(bytes.TrimSpace(r), []byte("null")) || json.Unmarshal(r, &one) != nil {
+			return &fieldError{"stop", fmt.Sprintf("element %d is not a string", i)}
+		}
+		// An empty stop string would match everywhere; like OpenAI, it
+		// asks for nothing.
+		if one != "" {
+			out = append(out, one)
+		}
+	}
+	*s = out
+	return nil
+}
+
+// chatMessages is the messages field, decoded one message at a time so
+// that an error names the message and field at fault.
+type chatMessages []chat.Message
+
+func (ms *chatMessages) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*ms = nil
+		return nil
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return &fieldError{"messages", "expected an array of messages"}
+	}
+	out := make(chatMessages, len(raw))
+	for i, r := range raw {
+		if r = bytes.TrimSpace(r); len(r) == 0 || r[0] != '{' {
+			return &fieldError{"messages", fmt.Sprintf("messages[%d] is not an object", i)}
+		}
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) && typ.Field != "" {
+				return &fieldError{"messages", fmt.Sprintf("messages[%d].%s: expected %s, got %s", i, typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)}
+			}
+			return &fieldError{"messages", fmt.Sprintf("messages[%d]: %v", i, err)}
+		}
+	}
+	*ms = out
 	return nil
 }
 
@@ -128,6 +173,9 @@ type streamOptions struct {
 type completionRequest struct {
 	Model  string      `json:"model"`
 	Prompt promptInput `json:"prompt"`
+	// Suffix and BestOf are refused unless they ask for nothing.
+	Suffix json.RawMessage `json:"suffix"`
+	BestOf *int            `json:"best_of"`
 	samplingFields
 	MaxTokens     *int           `json:"max_tokens"`
 	N             *int           `json:"n"`
@@ -140,8 +188,8 @@ type completionRequest struct {
 }
 
 type chatRequest struct {
-	Model    string         `json:"model"`
-	Messages []chat.Message `json:"messages"`
+	Model    string       `json:"model"`
+	Messages chatMessages `json:"messages"`
 	samplingFields
 	MaxTokens           *int           `json:"max_tokens"`
 	MaxCompletionTokens *int           `json:"max_completion_tokens"`
@@ -152,6 +200,19 @@ type chatRequest struct {
 	Logprobs            bool           `json:"logprobs"`
 	TopLogprobs         *int           `json:"top_logprobs"`
 	User                string         `json:"user"`
+
+	Tools             []json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage   `json:"tool_choice"`
+	ParallelToolCalls *bool             `json:"parallel_tool_calls"`
+
+	// Refused unless they ask for nothing (checkUnsupported).
+	ResponseFormat json.RawMessage `json:"response_format"`
+	Functions      json.RawMessage `json:"functions"`
+	FunctionCall   json.RawMessage `json:"function_call"`
+	Audio          json.RawMessage `json:"audio"`
+	Modalities     json.RawMessage `json:"modalities"`
+	Prediction     json.RawMessage `json:"prediction"`
+	WebSearch      json.RawMessage `json:"web_search_options"`
 }
 
 type embeddingRequest struct {
@@ -180,10 +241,19 @@ type usage struct {
 	CompletionTokens    int                  `json:"completion_tokens"`
 	TotalTokens         int                  `json:"total_tokens"`
 	PromptTokensDetails *promptTokensDetails `json:"prompt_tokens_details,omitempty"`
+	// CompletionTokensDetails is there for clients that read it; nothing
+	// here reasons apart from its answer or predicts outputs.
+	CompletionTokensDetails *completionTokensDetails `json:"completion_tokens_details,omitempty"`
 }
 
 type promptTokensDetails struct {
 	CachedTokens int `json:"cached_tokens"`
+}
+
+type completionTokensDetails struct {
+	ReasoningTokens          int `json:"reasoning_tokens"`
+	AcceptedPredictionTokens int `json:"accepted_prediction_tokens"`
+	RejectedPredictionTokens int `json:"rejected_prediction_tokens"`
 }
 
 // jsonFloat is a float32 that encodes NaN and infinities (which JSON cannot
@@ -210,5 +280,8 @@ func (u *usage) add(prompt int, out *genOutput) {
 		u.PromptTokensDetails = &promptTokensDetails{}
 	}
 	u.PromptTokensDetails.CachedTokens += out.Cached
+	if u.CompletionTokensDetails == nil {
+		u.CompletionTokensDetails = &completionTokensDetails{}
+	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 }

@@ -17,8 +17,9 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Serve GGUF models over an OpenAI-compatible HTTP API",
 		Long: `serve answers the OpenAI API (/v1/completions, /v1/chat/completions,
-/v1/embeddings, /v1/models), /v1/explain, /tokenize, /detokenize, /health and
-/metrics for the GGUF models it finds:
+/v1/embeddings, /v1/models), the Ollama API (/api/generate, /api/chat,
+/api/embed, /api/tags, /api/show, /api/ps...), /v1/explain, /tokenize,
+/detokenize, /health and /metrics for the GGUF models it finds:
 
   - every *.gguf below each --models folder (id: the file name without .gguf),
   - each --model PATH[=ALIAS],
