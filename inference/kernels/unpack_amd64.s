@@ -1,0 +1,1114 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Assembly unpackers (AVX-512) for the batched kernels' weight form; see
+// unpack.go for the layout. Each handles whole super-chunks of one row,
+// writing its slot: u advances 2048 (Q8_0 form) or 1024 (Q8_K form) bytes
+// per super-chunk, S and K 256 bytes.
+
+// TRANSPOSE turns the 256 values of Z0..Z3 (natural order) into the four
+// chunks of a Q8_K super-block, lane g holding dword c of group g, and
+// stores them at c*256(DI). Uses Z4..Z11 and Z31 = transIdx.
+#define TRANSPOSE \
+	VPERMD     Z0, Z31, Z0; \
+	VPERMD     Z1, Z31, Z1; \
+	VPERMD     Z2, Z31, Z2; \
+	VPERMD     Z3, Z31, Z3; \
+	VSHUFI64X2 $0x44, Z1, Z0, Z4; \
+	VSHUFI64X2 $0x44, Z3, Z2, Z5; \
+	VSHUFI64X2 $0xee, Z1, Z0, Z6; \
+	VSHUFI64X2 $0xee, Z3, Z2, Z7; \
+	VSHUFI64X2 $0x88, Z5, Z4, Z8; \
+	VSHUFI64X2 $0xdd, Z5, Z4, Z9; \
+	VSHUFI64X2 $0x88, Z7, Z6, Z10; \
+	VSHUFI64X2 $0xdd, Z7, Z6, Z11; \
+	VMOVDQU64  Z8, (DI); \
+	VMOVDQU64  Z9, 256(DI); \
+	VMOVDQU64  Z10, 512(DI); \
+	VMOVDQU64  Z11, 768(DI)
+
+// GATHER loads dword off+i*stride(SI) into lane i of Z (Z30 the offsets).
+#define GATHER(off, Z) \
+	KXNORW     K1, K1, K1; \
+	VPGATHERDD off(SI)(Z30*1), K1, Z
+
+// STORE4 stores Z & 0x0f and (Z >> 4) & 0x0f as chunks c and c+4.
+#define STORE4(Z, c) \
+	VPANDD    Z29, Z, Z4; \
+	VMOVDQU32 Z4, c*256(DI); \
+	VPSRLD    $4, Z, Z5; \
+	VPANDD    Z29, Z5, Z5; \
+	VMOVDQU32 Z5, c*256+1024(DI)
+
+// SCALES32 gathers the 16 fp16 block scales, stores them as S and
+// times Z27 as K.
+#define SCALES32 \
+	GATHER(0, Z6); \
+	VPMOVDW     Z6, Y6; \
+	VCVTPH2PS   Y6, Z6; \
+	VMOVUPS     Z6, (R8); \
+	VMULPS      Z27, Z6, Z7; \
+	VMOVUPS     Z7, (R9)
+
+// func unpackQ4_0VNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ4_0VNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    idx18<>(SB), Z30
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0xc1000000, AX    // -8
+	VPBROADCASTD AX, Z27
+	TESTQ        CX, CX
+	JZ           q40done
+
+q40loop:
+	GATHER(2, Z0)
+	GATHER(6, Z1)
+	GATHER(10, Z2)
+	GATHER(14, Z3)
+	STORE4(Z0, 0)
+	STORE4(Z1, 1)
+	STORE4(Z2, 2)
+	STORE4(Z3, 3)
+	SCALES32
+	ADDQ $288, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q40loop
+
+q40done:
+	VZEROUPPER
+	RET
+
+// STORE8 stores Z with every byte's top bit flipped (int8 + 128) as chunk c.
+#define STORE8(Z, c) \
+	VPXORD    Z29, Z, Z; \
+	VMOVDQU32 Z, c*256(DI)
+
+// func unpackQ8_0VNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ8_0VNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    idx34<>(SB), Z30
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0xc3000000, AX    // -128
+	VPBROADCASTD AX, Z27
+	TESTQ        CX, CX
+	JZ           q80done
+
+q80loop:
+	GATHER(2, Z0)
+	GATHER(6, Z1)
+	GATHER(10, Z2)
+	GATHER(14, Z3)
+	STORE8(Z0, 0)
+	STORE8(Z1, 1)
+	STORE8(Z2, 2)
+	STORE8(Z3, 3)
+	GATHER(18, Z0)
+	GATHER(22, Z1)
+	GATHER(26, Z2)
+	GATHER(30, Z3)
+	STORE8(Z0, 4)
+	STORE8(Z1, 5)
+	STORE8(Z2, 6)
+	STORE8(Z3, 7)
+	SCALES32
+	ADDQ $544, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q80loop
+
+q80done:
+	VZEROUPPER
+	RET
+
+// HALFTOF32 broadcasts the fp16 at mem as a float into every lane of Z.
+#define HALFTOF32(mem, X, Z) \
+	MOVWLZX      mem, AX; \
+	VMOVD        AX, X; \
+	VCVTPH2PS    X, X; \
+	VBROADCASTSS X, Z
+
+// Q5BITS ors bit (count) of the qh bytes in Z20, moved to bit 4, into Z.
+#define Q5BITS(count, Z) \
+	VPSRLVW count, Z20, Z21; \
+	VPANDD  Z23, Z21, Z21; \
+	VPSLLW  $4, Z21, Z21; \
+	VPORD   Z21, Z, Z
+
+// func unpackQ5_KVNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ5_KVNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    transIdx<>(SB), Z31
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	VMOVDQU32    dupLo<>(SB), X26
+	VMOVDQU32    dupHi<>(SB), X25
+	MOVL         $0x80000000, AX
+	VPBROADCASTD AX, Z24
+	MOVL         $0x01010101, AX
+	VPBROADCASTD AX, Z23
+	VMOVDQU64    q5sh0<>(SB), Z19
+	VMOVDQU64    q5sh1<>(SB), Z18
+	VMOVDQU64    q5sh2<>(SB), Z17
+	VMOVDQU64    q5sh3<>(SB), Z16
+	TESTQ        CX, CX
+	JZ           q5kdone
+
+q5kloop:
+	// Scales and mins, as in dotQ4_KAVX2.
+	MOVL    4(SI), AX
+	MOVL    8(SI), BX
+	MOVL    12(SI), DX
+	MOVL    DX, R10
+	SHRL    $4, R10
+	ANDL    $0x0f0f0f0f, R10
+	MOVL    BX, R11
+	SHRL    $6, R11
+	ANDL    $0x03030303, R11
+	SHLL    $4, R11
+	ORL     R11, R10
+	ANDL    $0x3f3f3f3f, BX
+	ANDL    $0x0f0f0f0f, DX
+	MOVL    AX, R11
+	SHRL    $6, R11
+	ANDL    $0x03030303, R11
+	SHLL    $4, R11
+	ORL     R11, DX
+	ANDL    $0x3f3f3f3f, AX
+	VMOVD   AX, X0
+	VPINSRD $1, DX, X0, X0
+	VPINSRD $2, BX, X0, X0
+	VPINSRD $3, R10, X0, X0
+	VPSHUFB X26, X0, X1
+	VPMOVZXBD X1, Z1
+	VCVTDQ2PS Z1, Z1
+	HALFTOF32(0(SI), X2, Z2)
+	VMULPS  Z2, Z1, Z1
+	VMOVUPS Z1, (R8)
+	VPSHUFB X25, X0, X1
+	VPMOVZXBD X1, Z1
+	VCVTDQ2PS Z1, Z1
+	HALFTOF32(2(SI), X2, Z2)
+	VPXORD  Z24, Z2, Z2
+	VMULPS  Z2, Z1, Z1
+	VMOVUPS Z1, (R9)
+
+	// Quants: nibbles plus fifth bits into natural order, then the
+	// transpose. Byte l of a 64-byte half takes bit k of qh[l%32], k per
+	// 32-byte half from the shift counts Z16..Z19.
+	VBROADCASTI64X4 16(SI), Z20
+	VMOVDQU64  48(SI), Z12
+	VMOVDQU64  112(SI), Z13
+	VPANDD     Z29, Z12, Z14
+	Q5BITS(Z19, Z14)
+	VPSRLW     $4, Z12, Z15
+	VPANDD     Z29, Z15, Z15
+	Q5BITS(Z18, Z15)
+	VSHUFI64X2 $0x44, Z15, Z14, Z0
+	VSHUFI64X2 $0xee, Z15, Z14, Z1
+	VPANDD     Z29, Z13, Z14
+	Q5BITS(Z17, Z14)
+	VPSRLW     $4, Z13, Z15
+	VPANDD     Z29, Z15, Z15
+	Q5BITS(Z16, Z15)
+	VSHUFI64X2 $0x44, Z15, Z14, Z2
+	VSHUFI64X2 $0xee, Z15, Z14, Z3
+	TRANSPOSE
+
+	ADDQ $176, SI
+	ADDQ $1024, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q5kloop
+
+q5kdone:
+	VZEROUPPER
+	RET
+
+// NATURAL4 puts the four 2-bit planes Z0..Z3 (plane j: bytes 0..31 values
+// 32j.. of the first half, bytes 32..63 of the second) in natural order
+// and transposes them into the super-block's chunks.
+#define NATURAL4 \
+	VSHUFI64X2 $0x44, Z1, Z0, Z4; \
+	VSHUFI64X2 $0x44, Z3, Z2, Z5; \
+	VSHUFI64X2 $0xee, Z1, Z0, Z6; \
+	VSHUFI64X2 $0xee, Z3, Z2, Z7; \
+	VMOVDQA64  Z4, Z0; \
+	VMOVDQA64  Z5, Z1; \
+	VMOVDQA64  Z6, Z2; \
+	VMOVDQA64  Z7, Z3; \
+	TRANSPOSE
+
+// func unpackQ2_KVNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ2_KVNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    transIdx<>(SB), Z31
+	MOVL         $0x03030303, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0x0000000f, AX
+	VPBROADCASTD AX, Z28
+	MOVL         $0x80000000, AX
+	VPBROADCASTD AX, Z24
+	TESTQ        CX, CX
+	JZ           q2kdone
+
+q2kloop:
+	VPMOVZXBD (SI), Z1
+	VPANDD    Z28, Z1, Z2
+	VCVTDQ2PS Z2, Z2
+	HALFTOF32(80(SI), X3, Z3)
+	VMULPS    Z3, Z2, Z2
+	VMOVUPS   Z2, (R8)
+	VPSRLD    $4, Z1, Z2
+	VCVTDQ2PS Z2, Z2
+	HALFTOF32(82(SI), X3, Z3)
+	VPXORD    Z24, Z3, Z3
+	VMULPS    Z3, Z2, Z2
+	VMOVUPS   Z2, (R9)
+
+	VMOVDQU64 16(SI), Z12
+	VPANDD    Z29, Z12, Z0
+	VPSRLW    $2, Z12, Z1
+	VPANDD    Z29, Z1, Z1
+	VPSRLW    $4, Z12, Z2
+	VPANDD    Z29, Z2, Z2
+	VPSRLW    $6, Z12, Z3
+	VPANDD    Z29, Z3, Z3
+	NATURAL4
+
+	ADDQ $84, SI
+	ADDQ $1024, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q2kloop
+
+q2kdone:
+	VZEROUPPER
+	RET
+
+// Q3KPLANE sets Z = 2-bit plane j of Z12 (qs) with its hmask bits from
+// Z13 (hmask in both halves) shifted by the counts in CNT.
+#define Q3KPLANE(j, CNT, Z) \
+	VPSRLW   $(2*j), Z12, Z; \
+	VPANDD   Z29, Z, Z; \
+	VPSRLVW  CNT, Z13, Z14; \
+	VPANDD   Z23, Z14, Z14; \
+	VPSLLW   $2, Z14, Z14; \
+	VPORD    Z14, Z, Z
+
+// func unpackQ3_KVNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ3_KVNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    transIdx<>(SB), Z31
+	MOVL         $0x03030303, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0x01010101, AX
+	VPBROADCASTD AX, Z23
+	MOVL         $0xc0800000, AX    // -4
+	VPBROADCASTD AX, Z27
+	MOVL         $32, AX
+	VPBROADCASTD AX, Z26
+	VMOVDQU64    q3sh0<>(SB), Z19
+	VMOVDQU64    q3sh1<>(SB), Z18
+	VMOVDQU64    q3sh2<>(SB), Z17
+	VMOVDQU64    q3sh3<>(SB), Z16
+	TESTQ        CX, CX
+	JZ           q3kdone
+
+q3kloop:
+	// Scales as in dotQ3_KAVX2.
+	MOVL    96(SI), AX
+	MOVL    100(SI), BX
+	MOVL    104(SI), DX
+	MOVL    AX, R10
+	SHRL    $4, R10
+	ANDL    $0x0f0f0f0f, R10
+	MOVL    DX, R11
+	SHRL    $4, R11
+	ANDL    $0x03030303, R11
+	SHLL    $4, R11
+	ORL     R11, R10
+	MOVL    BX, R12
+	SHRL    $4, R12
+	ANDL    $0x0f0f0f0f, R12
+	MOVL    DX, R11
+	SHRL    $6, R11
+	ANDL    $0x03030303, R11
+	SHLL    $4, R11
+	ORL     R11, R12
+	ANDL    $0x0f0f0f0f, AX
+	MOVL    DX, R11
+	ANDL    $0x03030303, R11
+	SHLL    $4, R11
+	ORL     R11, AX
+	ANDL    $0x0f0f0f0f, BX
+	MOVL    DX, R11
+	SHRL    $2, R11
+	ANDL    $0x03030303, R11
+	SHLL    $4, R11
+	ORL     R11, BX
+	VMOVD   AX, X0
+	VPINSRD $1, BX, X0, X0
+	VPINSRD $2, R10, X0, X0
+	VPINSRD $3, R12, X0, X0
+	VPMOVZXBD X0, Z1
+	VPSUBD    Z26, Z1, Z1
+	VCVTDQ2PS Z1, Z1
+	HALFTOF32(108(SI), X2, Z2)
+	VMULPS    Z2, Z1, Z1
+	VMOVUPS   Z1, (R8)
+	VMULPS    Z27, Z1, Z1
+	VMOVUPS   Z1, (R9)
+
+	VMOVDQU64       32(SI), Z12
+	VBROADCASTI64X4 (SI), Z13
+	Q3KPLANE(0, Z19, Z0)
+	Q3KPLANE(1, Z18, Z1)
+	Q3KPLANE(2, Z17, Z2)
+	Q3KPLANE(3, Z16, Z3)
+	NATURAL4
+
+	ADDQ $110, SI
+	ADDQ $1024, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q3kloop
+
+q3kdone:
+	VZEROUPPER
+	RET
+
+// SCALESM gathers the 16 fp16 mins at offset 2 into K (Q4_1, Q5_1).
+#define SCALESM \
+	GATHER(2, Z6); \
+	VPMOVDW     Z6, Y6; \
+	VCVTPH2PS   Y6, Z6; \
+	VMOVUPS     Z6, (R9)
+
+// SCALESD gathers the 16 fp16 scales into S.
+#define SCALESD \
+	GATHER(0, Z6); \
+	VPMOVDW     Z6, Y6; \
+	VCVTPH2PS   Y6, Z6; \
+	VMOVUPS     Z6, (R8)
+
+// func unpackQ4_1VNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ4_1VNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    idx20<>(SB), Z30
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	TESTQ        CX, CX
+	JZ           q41done
+
+q41loop:
+	GATHER(4, Z0)
+	GATHER(8, Z1)
+	GATHER(12, Z2)
+	GATHER(16, Z3)
+	STORE4(Z0, 0)
+	STORE4(Z1, 1)
+	STORE4(Z2, 2)
+	STORE4(Z3, 3)
+	SCALESD
+	SCALESM
+	ADDQ $320, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q41loop
+
+q41done:
+	VZEROUPPER
+	RET
+
+// Q5HIGH sets Z5 to 0x10 in byte j of each lane where bit (shift+j) of the
+// lane's qh (Z20) is set: the four bits spread to bytes by a multiply.
+#define Q5HIGH(shift) \
+	VPSRLD  $shift, Z20, Z5; \
+	VPANDD  Z28, Z5, Z5; \
+	VPMULLD Z26, Z5, Z5; \
+	VPANDD  Z25, Z5, Z5; \
+	VPSLLD  $4, Z5, Z5
+
+// STORE5(Z, c) stores the low and high nibbles of Z with their fifth bits
+// as chunks c and c+4.
+#define STORE5(Z, c) \
+	VPANDD    Z29, Z, Z4; \
+	Q5HIGH(4*c); \
+	VPORD     Z5, Z4, Z4; \
+	VMOVDQU32 Z4, c*256(DI); \
+	VPSRLD    $4, Z, Z4; \
+	VPANDD    Z29, Z4, Z4; \
+	Q5HIGH(16+4*c); \
+	VPORD     Z5, Z4, Z4; \
+	VMOVDQU32 Z4, c*256+1024(DI)
+
+#define Q5SETUP \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z29; \
+	MOVL         $0x0000000f, AX; \
+	VPBROADCASTD AX, Z28; \
+	MOVL         $0x00204081, AX; \
+	VPBROADCASTD AX, Z26; \
+	MOVL         $0x01010101, AX; \
+	VPBROADCASTD AX, Z25
+
+// func unpackQ5_0VNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ5_0VNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    idx22<>(SB), Z30
+	Q5SETUP
+	MOVL         $0xc1800000, AX    // -16
+	VPBROADCASTD AX, Z27
+	TESTQ        CX, CX
+	JZ           q50done
+
+q50loop:
+	GATHER(2, Z20)
+	GATHER(6, Z0)
+	GATHER(10, Z1)
+	GATHER(14, Z2)
+	GATHER(18, Z3)
+	STORE5(Z0, 0)
+	STORE5(Z1, 1)
+	STORE5(Z2, 2)
+	STORE5(Z3, 3)
+	SCALES32
+	ADDQ $352, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q50loop
+
+q50done:
+	VZEROUPPER
+	RET
+
+// func unpackQ5_1VNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ5_1VNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    idx24<>(SB), Z30
+	Q5SETUP
+	TESTQ        CX, CX
+	JZ           q51done
+
+q51loop:
+	GATHER(4, Z20)
+	GATHER(8, Z0)
+	GATHER(12, Z1)
+	GATHER(16, Z2)
+	GATHER(20, Z3)
+	STORE5(Z0, 0)
+	STORE5(Z1, 1)
+	STORE5(Z2, 2)
+	STORE5(Z3, 3)
+	SCALESD
+	SCALESM
+	ADDQ $384, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q51loop
+
+q51done:
+	VZEROUPPER
+	RET
+
+// STORENL stores the codebook values (+128) of the low and high nibbles
+// of Z as chunks c and c+4 (Z22 the table, Z21 = 0x80 bytes).
+#define STORENL(Z, c) \
+	VPANDD    Z29, Z, Z4; \
+	VPSHUFB   Z4, Z22, Z4; \
+	VPXORD    Z21, Z4, Z4; \
+	VMOVDQU32 Z4, c*256(DI); \
+	VPSRLD    $4, Z, Z5; \
+	VPANDD    Z29, Z5, Z5; \
+	VPSHUFB   Z5, Z22, Z5; \
+	VPXORD    Z21, Z5, Z5; \
+	VMOVDQU32 Z5, c*256+1024(DI)
+
+// func unpackIQ4_NLVNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackIQ4_NLVNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    idx18<>(SB), Z30
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Z21
+	VBROADCASTI32X4 iq4nl<>(SB), Z22
+	MOVL         $0xc3000000, AX    // -128
+	VPBROADCASTD AX, Z27
+	TESTQ        CX, CX
+	JZ           nldone
+
+nlloop:
+	GATHER(2, Z0)
+	GATHER(6, Z1)
+	GATHER(10, Z2)
+	GATHER(14, Z3)
+	STORENL(Z0, 0)
+	STORENL(Z1, 1)
+	STORENL(Z2, 2)
+	STORENL(Z3, 3)
+	SCALES32
+	ADDQ $288, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  nlloop
+
+nldone:
+	VZEROUPPER
+	RET
+
+// func unpackIQ4_XSVNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackIQ4_XSVNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    transIdx<>(SB), Z31
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Z21
+	VBROADCASTI32X4 iq4nl<>(SB), Z22
+	MOVL         $0xc3000000, AX    // -128
+	VPBROADCASTD AX, Z27
+	MOVL         $15, AX
+	VPBROADCASTD AX, Z28
+	MOVL         $3, AX
+	VPBROADCASTD AX, Z25
+	MOVL         $32, AX
+	VPBROADCASTD AX, Z26
+	VMOVDQU64    xsLowShift<>(SB), Z19
+	VMOVDQU64    xsHighShift<>(SB), Z18
+	VMOVDQU64    xsLo<>(SB), Z17
+	VMOVDQU64    xsHi<>(SB), Z16
+	TESTQ        CX, CX
+	JZ           xsdone
+
+xsloop:
+	// Group g (sub-block g/2): ls = (scales_l >> lowshift[g]) & 15 |
+	// ((scales_h >> highshift[g]) & 3) << 4, then d*(ls-32).
+	VPBROADCASTD 4(SI), Z0
+	VPSRLVD      Z19, Z0, Z0
+	VPANDD       Z28, Z0, Z0
+	MOVWLZX      2(SI), AX
+	VPBROADCASTD AX, Z1
+	VPSRLVD      Z18, Z1, Z1
+	VPANDD       Z25, Z1, Z1
+	VPSLLD       $4, Z1, Z1
+	VPORD        Z1, Z0, Z0
+	VPSUBD       Z26, Z0, Z0
+	VCVTDQ2PS    Z0, Z0
+	HALFTOF32(0(SI), X2, Z2)
+	VMULPS       Z2, Z0, Z0
+	VMOVUPS      Z0, (R8)
+	VMULPS       Z27, Z0, Z0
+	VMOVUPS      Z0, (R9)
+
+	// Codebook values in natural order: per 16 bytes of qs, the low
+	// nibbles then the high ones.
+	VMOVDQU64  8(SI), Z12
+	VMOVDQU64  72(SI), Z13
+	VPANDD     Z29, Z12, Z14
+	VPSRLW     $4, Z12, Z15
+	VPANDD     Z29, Z15, Z15
+	VMOVDQA64  Z14, Z0
+	VPERMT2Q   Z15, Z17, Z0
+	VMOVDQA64  Z14, Z1
+	VPERMT2Q   Z15, Z16, Z1
+	VPANDD     Z29, Z13, Z14
+	VPSRLW     $4, Z13, Z15
+	VPANDD     Z29, Z15, Z15
+	VMOVDQA64  Z14, Z2
+	VPERMT2Q   Z15, Z17, Z2
+	VMOVDQA64  Z14, Z3
+	VPERMT2Q   Z15, Z16, Z3
+	VPSHUFB    Z0, Z22, Z0
+	VPXORD     Z21, Z0, Z0
+	VPSHUFB    Z1, Z22, Z1
+	VPXORD     Z21, Z1, Z1
+	VPSHUFB    Z2, Z22, Z2
+	VPXORD     Z21, Z2, Z2
+	VPSHUFB    Z3, Z22, Z3
+	VPXORD     Z21, Z3, Z3
+	TRANSPOSE
+
+	ADDQ $136, SI
+	ADDQ $1024, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  xsloop
+
+xsdone:
+	VZEROUPPER
+	RET
+
+// Q4K32 unpacks the Q4_K super-block at woff(SI) into the 32-value layout:
+// its 8 blocks become lanes hoff/4.. of the 8 chunks, its 8 scales and
+// minimums lanes of S and K. Block 2m+p, dword c is nibble p of qs dword
+// 8m+c: VPERMI2D picks those dwords for two chunks at a time (indices in
+// Z16..Z19), VPSRLVD the nibble (Z15), Z29 masks.
+#define Q4K32(woff, hoff) \
+	MOVL      woff+4(SI), AX; \
+	MOVL      woff+8(SI), BX; \
+	MOVL      woff+12(SI), DX; \
+	MOVL      DX, R10; \
+	SHRL      $4, R10; \
+	ANDL      $0x0f0f0f0f, R10; \
+	MOVL      BX, R11; \
+	SHRL      $6, R11; \
+	ANDL      $0x03030303, R11; \
+	SHLL      $4, R11; \
+	ORL       R11, R10; \
+	ANDL      $0x3f3f3f3f, BX; \
+	ANDL      $0x0f0f0f0f, DX; \
+	MOVL      AX, R11; \
+	SHRL      $6, R11; \
+	ANDL      $0x03030303, R11; \
+	SHLL      $4, R11; \
+	ORL       R11, DX; \
+	ANDL      $0x3f3f3f3f, AX; \
+	VMOVD     AX, X0; \
+	VPINSRD   $1, DX, X0, X0; \
+	VPINSRD   $2, BX, X0, X0; \
+	VPINSRD   $3, R10, X0, X0; \
+	VPMOVZXBD X0, Y1; \
+	VCVTDQ2PS Y1, Y1; \
+	MOVWLZX   woff+0(SI), AX; \
+	VMOVD     AX, X2; \
+	VCVTPH2PS X2, X2; \
+	VBROADCASTSS X2, Y2; \
+	VMULPS    Y2, Y1, Y1; \
+	VMOVUPS   Y1, hoff(R8); \
+	VPSRLDQ   $8, X0, X1; \
+	VPMOVZXBD X1, Y1; \
+	VCVTDQ2PS Y1, Y1; \
+	MOVWLZX   woff+2(SI), AX; \
+	VMOVD     AX, X2; \
+	VCVTPH2PS X2, X2; \
+	VBROADCASTSS X2, Y2; \
+	VMULPS    Y2, Y1, Y1; \
+	VSUBPS    Y1, Y3, Y1; \
+	VMOVUPS   Y1, hoff(R9); \
+	VMOVDQU64 woff+16(SI), Z12; \
+	VMOVDQU64 woff+80(SI), Z13; \
+	Q4K32PAIR(Z16, 0, hoff); \
+	Q4K32PAIR(Z17, 2, hoff); \
+	Q4K32PAIR(Z18, 4, hoff); \
+	Q4K32PAIR(Z19, 6, hoff)
+
+#define Q4K32PAIR(IDX, c, hoff) \
+	VMOVDQA64     IDX, Z4; \
+	VPERMI2D      Z13, Z12, Z4; \
+	VPSRLVD       Z15, Z4, Z4; \
+	VPANDD        Z29, Z4, Z4; \
+	VMOVDQU32     Y4, c*256+hoff(DI); \
+	VEXTRACTI64X4 $1, Z4, c*256+256+hoff(DI)
+
+// func unpackQ4_K32VNNI(w *byte, ns int, u *byte, s, k *float32)
+// ns (super-blocks) is even: two fill one 512-value super-chunk.
+TEXT ·unpackQ4_K32VNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	VMOVDQU64    k32idx0<>(SB), Z16
+	VMOVDQU64    k32idx1<>(SB), Z17
+	VMOVDQU64    k32idx2<>(SB), Z18
+	VMOVDQU64    k32idx3<>(SB), Z19
+	VMOVDQU64    k32shift<>(SB), Z15
+	VXORPS       Y3, Y3, Y3
+	SHRQ         $1, CX
+	JZ           q4k32done
+
+q4k32loop:
+	Q4K32(0, 0)
+	Q4K32(144, 32)
+	ADDQ $288, SI
+	ADDQ $2048, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q4k32loop
+
+q4k32done:
+	VZEROUPPER
+	RET
+
+// Q6KHALF builds the 128 values of half h (ql at ql(SI), qh at qh(SI)) in
+// natural order in ZA (values 0..63) and ZB (64..127).
+#define Q6KHALF(ql, qh, ZA, ZB) \
+	VMOVDQU64    ql(SI), Z12; \
+	VBROADCASTI64X4 qh(SI), Z13; \
+	VPANDD       Z29, Z12, ZA; \
+	VPSRLW       $4, Z12, ZB; \
+	VPANDD       Z29, ZB, ZB; \
+	VPSLLVW      Z22, Z13, Z14; \
+	VPANDD       Z28, Z14, Z14; \
+	VPORD        Z14, ZA, ZA; \
+	VPSRLVW      Z21, Z13, Z14; \
+	VPANDD       Z28, Z14, Z14; \
+	VPORD        Z14, ZB, ZB
+
+// func unpackQ6_KVNNI(w *byte, ns int, u *byte, s, k *float32)
+TEXT ·unpackQ6_KVNNI(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ns+8(FP), CX
+	MOVQ         u+16(FP), DI
+	MOVQ         s+24(FP), R8
+	MOVQ         k+32(FP), R9
+	VMOVDQU32    transIdx<>(SB), Z31
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z29
+	MOVL         $0x30303030, AX
+	VPBROADCASTD AX, Z28
+	MOVL         $0xc2000000, AX    // -32
+	VPBROADCASTD AX, Z27
+	VMOVDQU64    q6shl<>(SB), Z22
+	VMOVDQU64    q6shr<>(SB), Z21
+	TESTQ        CX, CX
+	JZ           q6kdone
+
+q6kloop:
+	VPMOVSXBD 192(SI), Z1
+	VCVTDQ2PS Z1, Z1
+	HALFTOF32(208(SI), X2, Z2)
+	VMULPS    Z2, Z1, Z1
+	VMOVUPS   Z1, (R8)
+	VMULPS    Z27, Z1, Z1
+	VMOVUPS   Z1, (R9)
+
+	Q6KHALF(0, 128, Z0, Z1)
+	Q6KHALF(64, 160, Z2, Z3)
+	TRANSPOSE
+
+	ADDQ $210, SI
+	ADDQ $1024, DI
+	ADDQ $256, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ  q6kloop
+
+q6kdone:
+	VZEROUPPER
+	RET
+DATA idx18<>+0(SB)/8, $0x0000001200000000
+DATA idx18<>+8(SB)/8, $0x0000003600000024
+DATA idx18<>+16(SB)/8, $0x0000005a00000048
+DATA idx18<>+24(SB)/8, $0x0000007e0000006c
+DATA idx18<>+32(SB)/8, $0x000000a200000090
+DATA idx18<>+40(SB)/8, $0x000000c6000000b4
+DATA idx18<>+48(SB)/8, $0x000000ea000000d8
+DATA idx18<>+56(SB)/8, $0x0000010e000000fc
+GLOBL idx18<>(SB), RODATA|NOPTR, $64
+
+DATA idx34<>+0(SB)/8, $0x0000002200000000
+DATA idx34<>+8(SB)/8, $0x0000006600000044
+DATA idx34<>+16(SB)/8, $0x000000aa00000088
+DATA idx34<>+24(SB)/8, $0x000000ee000000cc
+DATA idx34<>+32(SB)/8, $0x0000013200000110
+DATA idx34<>+40(SB)/8, $0x0000017600000154
+DATA idx34<>+48(SB)/8, $0x000001ba00000198
+DATA idx34<>+56(SB)/8, $0x000001fe000001dc
+GLOBL idx34<>(SB), RODATA|NOPTR, $64
+
+DATA transIdx<>+0(SB)/8, $0x0000000400000000
+DATA transIdx<>+8(SB)/8, $0x0000000c00000008
+DATA transIdx<>+16(SB)/8, $0x0000000500000001
+DATA transIdx<>+24(SB)/8, $0x0000000d00000009
+DATA transIdx<>+32(SB)/8, $0x0000000600000002
+DATA transIdx<>+40(SB)/8, $0x0000000e0000000a
+DATA transIdx<>+48(SB)/8, $0x0000000700000003
+DATA transIdx<>+56(SB)/8, $0x0000000f0000000b
+GLOBL transIdx<>(SB), RODATA|NOPTR, $64
+
+DATA dupLo<>+0(SB)/8, $0x0303020201010000
+DATA dupLo<>+8(SB)/8, $0x0707060605050404
+GLOBL dupLo<>(SB), RODATA|NOPTR, $16
+
+DATA dupHi<>+0(SB)/8, $0x0b0b0a0a09090808
+DATA dupHi<>+8(SB)/8, $0x0f0f0e0e0d0d0c0c
+GLOBL dupHi<>(SB), RODATA|NOPTR, $16
+
+DATA q6shl<>+0(SB)/8, $0x0004000400040004
+DATA q6shl<>+8(SB)/8, $0x0004000400040004
+DATA q6shl<>+16(SB)/8, $0x0004000400040004
+DATA q6shl<>+24(SB)/8, $0x0004000400040004
+DATA q6shl<>+32(SB)/8, $0x0002000200020002
+DATA q6shl<>+40(SB)/8, $0x0002000200020002
+DATA q6shl<>+48(SB)/8, $0x0002000200020002
+DATA q6shl<>+56(SB)/8, $0x0002000200020002
+GLOBL q6shl<>(SB), RODATA|NOPTR, $64
+
+DATA q6shr<>+0(SB)/8, $0x0000000000000000
+DATA q6shr<>+8(SB)/8, $0x0000000000000000
+DATA q6shr<>+16(SB)/8, $0x0000000000000000
+DATA q6shr<>+24(SB)/8, $0x0000000000000000
+DATA q6shr<>+32(SB)/8, $0x0002000200020002
+DATA q6shr<>+40(SB)/8, $0x0002000200020002
+DATA q6shr<>+48(SB)/8, $0x0002000200020002
+DATA q6shr<>+56(SB)/8, $0x0002000200020002
+GLOBL q6shr<>(SB), RODATA|NOPTR, $64
+
+DATA q5sh0<>+0(SB)/8, $0x0000000000000000
+DATA q5sh0<>+8(SB)/8, $0x0000000000000000
+DATA q5sh0<>+16(SB)/8, $0x0000000000000000
+DATA q5sh0<>+24(SB)/8, $0x0000000000000000
+DATA q5sh0<>+32(SB)/8, $0x0002000200020002
+DATA q5sh0<>+40(SB)/8, $0x0002000200020002
+DATA q5sh0<>+48(SB)/8, $0x0002000200020002
+DATA q5sh0<>+56(SB)/8, $0x0002000200020002
+GLOBL q5sh0<>(SB), RODATA|NOPTR, $64
+
+DATA q5sh1<>+0(SB)/8, $0x0001000100010001
+DATA q5sh1<>+8(SB)/8, $0x0001000100010001
+DATA q5sh1<>+16(SB)/8, $0x0001000100010001
+DATA q5sh1<>+24(SB)/8, $0x0001000100010001
+DATA q5sh1<>+32(SB)/8, $0x0003000300030003
+DATA q5sh1<>+40(SB)/8, $0x0003000300030003
+DATA q5sh1<>+48(SB)/8, $0x0003000300030003
+DATA q5sh1<>+56(SB)/8, $0x0003000300030003
+GLOBL q5sh1<>(SB), RODATA|NOPTR, $64
+
+DATA q5sh2<>+0(SB)/8, $0x0004000400040004
+DATA q5sh2<>+8(SB)/8, $0x0004000400040004
+DATA q5sh2<>+16(SB)/8, $0x0004000400040004
+DATA q5sh2<>+24(SB)/8, $0x0004000400040004
+DATA q5sh2<>+32(SB)/8, $0x0006000600060006
+DATA q5sh2<>+40(SB)/8, $0x0006000600060006
+DATA q5sh2<>+48(SB)/8, $0x0006000600060006
+DATA q5sh2<>+56(SB)/8, $0x0006000600060006
+GLOBL q5sh2<>(SB), RODATA|NOPTR, $64
+
+DATA q5sh3<>+0(SB)/8, $0x0005000500050005
+DATA q5sh3<>+8(SB)/8, $0x0005000500050005
+DATA q5sh3<>+16(SB)/8, $0x0005000500050005
+DATA q5sh3<>+24(SB)/8, $0x0005000500050005
+DATA q5sh3<>+32(SB)/8, $0x0007000700070007
+DATA q5sh3<>+40(SB)/8, $0x0007000700070007
+DATA q5sh3<>+48(SB)/8, $0x0007000700070007
+DATA q5sh3<>+56(SB)/8, $0x0007000700070007
+GLOBL q5sh3<>(SB), RODATA|NOPTR, $64
+
+DATA q3sh0<>+0(SB)/8, $0x0000000000000000
+DATA q3sh0<>+8(SB)/8, $0x0000000000000000
+DATA q3sh0<>+16(SB)/8, $0x0000000000000000
+DATA q3sh0<>+24(SB)/8, $0x0000000000000000
+DATA q3sh0<>+32(SB)/8, $0x0004000400040004
+DATA q3sh0<>+40(SB)/8, $0x0004000400040004
+DATA q3sh0<>+48(SB)/8, $0x0004000400040004
+DATA q3sh0<>+56(SB)/8, $0x0004000400040004
+GLOBL q3sh0<>(SB), RODATA|NOPTR, $64
+
+DATA q3sh1<>+0(SB)/8, $0x0001000100010001
+DATA q3sh1<>+8(SB)/8, $0x0001000100010001
+DATA q3sh1<>+16(SB)/8, $0x0001000100010001
+DATA q3sh1<>+24(SB)/8, $0x0001000100010001
+DATA q3sh1<>+32(SB)/8, $0x0005000500050005
+DATA q3sh1<>+40(SB)/8, $0x0005000500050005
+DATA q3sh1<>+48(SB)/8, $0x0005000500050005
+DATA q3sh1<>+56(SB)/8, $0x0005000500050005
+GLOBL q3sh1<>(SB), RODATA|NOPTR, $64
+
+DATA q3sh2<>+0(SB)/8, $0x0002000200020002
+DATA q3sh2<>+8(SB)/8, $0x0002000200020002
+DATA q3sh2<>+16(SB)/8, $0x0002000200020002
+DATA q3sh2<>+24(SB)/8, $0x0002000200020002
+DATA q3sh2<>+32(SB)/8, $0x0006000600060006
+DATA q3sh2<>+40(SB)/8, $0x0006000600060006
+DATA q3sh2<>+48(SB)/8, $0x0006000600060006
+DATA q3sh2<>+56(SB)/8, $0x0006000600060006
+GLOBL q3sh2<>(SB), RODATA|NOPTR, $64
+
+DATA q3sh3<>+0(SB)/8, $0x0003000300030003
+DATA q3sh3<>+8(SB)/8, $0x0003000300030003
+DATA q3sh3<>+16(SB)/8, $0x0003000300030003
+DATA q3sh3<>+24(SB)/8, $0x0003000300030003
+DATA q3sh3<>+32(SB)/8, $0x0007000700070007
+DATA q3sh3<>+40(SB)/8, $0x0007000700070007
+DATA q3sh3<>+48(SB)/8, $0x0007000700070007
+DATA q3sh3<>+56(SB)/8, $0x0007000700070007
+GLOBL q3sh3<>(SB), RODATA|NOPTR, $64
+
+DATA idx20<>+0(SB)/8, $0x0000001400000000
+DATA idx20<>+8(SB)/8, $0x0000003c00000028
+DATA idx20<>+16(SB)/8, $0x0000006400000050
+DATA idx20<>+24(SB)/8, $0x0000008c00000078
+DATA idx20<>+32(SB)/8, $0x000000b4000000a0
+DATA idx20<>+40(SB)/8, $0x000000dc000000c8
+DATA idx20<>+48(SB)/8, $0x00000104000000f0
+DATA idx20<>+56(SB)/8, $0x0000012c00000118
+GLOBL idx20<>(SB), RODATA|NOPTR, $64
+
+DATA idx22<>+0(SB)/8, $0x0000001600000000
+DATA idx22<>+8(SB)/8, $0x000000420000002c
+DATA idx22<>+16(SB)/8, $0x0000006e00000058
+DATA idx22<>+24(SB)/8, $0x0000009a00000084
+DATA idx22<>+32(SB)/8, $0x000000c6000000b0
+DATA idx22<>+40(SB)/8, $0x000000f2000000dc
+DATA idx22<>+48(SB)/8, $0x0000011e00000108
+DATA idx22<>+56(SB)/8, $0x0000014a00000134
+GLOBL idx22<>(SB), RODATA|NOPTR, $64
+
+DATA idx24<>+0(SB)/8, $0x0000001800000000
+DATA idx24<>+8(SB)/8, $0x0000004800000030
+DATA idx24<>+16(SB)/8, $0x0000007800000060
+DATA idx24<>+24(SB)/8, $0x000000a800000090
+DATA idx24<>+32(SB)/8, $0x000000d8000000c0
+DATA idx24<>+40(SB)/8, $0x00000108000000f0
+DATA idx24<>+48(SB)/8, $0x0000013800000120
+DATA idx24<>+56(SB)/8, $0x0000016800000150
+GLOBL idx24<>(SB), RODATA|NOPTR, $64
+
+DATA iq4nl<>+0(SB)/8, $0xf6eaddcfbfad9881
+DATA iq4nl<>+8(SB)/8, $0x7159453526190d01
+GLOBL iq4nl<>(SB), RODATA|NOPTR, $16
+
+DATA xsLowShift<>+0(SB)/8, $0x0000000000000000
+DATA xsLowShift<>+8(SB)/8, $0x0000000400000004
+DATA xsLowShift<>+16(SB)/8, $0x0000000800000008
+DATA xsLowShift<>+24(SB)/8, $0x0000000c0000000c
+DATA xsLowShift<>+32(SB)/8, $0x0000001000000010
+DATA xsLowShift<>+40(SB)/8, $0x0000001400000014
+DATA xsLowShift<>+48(SB)/8, $0x0000001800000018
+DATA xsLowShift<>+56(SB)/8, $0x0000001c0000001c
+GLOBL xsLowShift<>(SB), RODATA|NOPTR, $64
+
+DATA xsHighShift<>+0(SB)/8, $0x0000000000000000
+DATA xsHighShift<>+8(SB)/8, $0x0000000200000002
+DATA xsHighShift<>+16(SB)/8, $0x0000000400000004
+DATA xsHighShift<>+24(SB)/8, $0x0000000600000006
+DATA xsHighShift<>+32(SB)/8, $0x0000000800000008
+DATA xsHighShift<>+40(SB)/8, $0x0000000a0000000a
+DATA xsHighShift<>+48(SB)/8, $0x0000000c0000000c
+DATA xsHighShift<>+56(SB)/8, $0x0000000e0000000e
+GLOBL xsHighShift<>(SB), RODATA|NOPTR, $64
+
+DATA xsLo<>+0(SB)/8, $0x0000000000000000
+DATA xsLo<>+8(SB)/8, $0x0000000000000001
+DATA xsLo<>+16(SB)/8, $0x0000000000000008
+DATA xsLo<>+24(SB)/8, $0x0000000000000009
+DATA xsLo<>+32(SB)/8, $0x0000000000000002
+DATA xsLo<>+40(SB)/8, $0x0000000000000003
+DATA xsLo<>+48(SB)/8, $0x000000000000000a
+DATA xsLo<>+56(SB)/8, $0x000000000000000b
+GLOBL xsLo<>(SB), RODATA|NOPTR, $64
+
+DATA xsHi<>+0(SB)/8, $0x0000000000000004
+DATA xsHi<>+8(SB)/8, $0x0000000000000005
+DATA xsHi<>+16(SB)/8, $0x000000000000000c
+DATA xsHi<>+24(SB)/8, $0x000000000000000d
+DATA xsHi<>+32(SB)/8, $0x0000000000000006
+DATA xsHi<>+40(SB)/8, $0x0000000000000007
+DATA xsHi<>+48(SB)/8, $0x000000000000000e
+DATA xsHi<>+56(SB)/8, $0x000000000000000f
+GLOBL xsHi<>(SB), RODATA|NOPTR, $64
+
+DATA k32idx0<>+0(SB)/8, $0x0000000000000000
+DATA k32idx0<>+8(SB)/8, $0x0000000800000008
+DATA k32idx0<>+16(SB)/8, $0x0000001000000010
+DATA k32idx0<>+24(SB)/8, $0x0000001800000018
+DATA k32idx0<>+32(SB)/8, $0x0000000100000001
+DATA k32idx0<>+40(SB)/8, $0x0000000900000009
+DATA k32idx0<>+48(SB)/8, $0x0000001100000011
+DATA k32idx0<>+56(SB)/8, $0x0000001900000019
+GLOBL k32idx0<>(SB), RODATA|NOPTR, $64
+
+DATA k32idx1<>+0(SB)/8, $0x0000000200000002
+DATA k32idx1<>+8(SB)/8, $0x0000000a0000000a
+DATA k32idx1<>+16(SB)/8, $0x0000001200000012
+DATA k32idx1<>+24(SB)/8, $0x0000001a0000001a
+DATA k32idx1<>+32(SB)/8, $0x0000000300000003
+DATA k32idx1<>+40(SB)/8, $0x0000000b0000000b
+DATA k32idx1<>+48(SB)/8, $0x0000001300000013
+DATA k32idx1<>+56(SB)/8, $0x0000001b0000001b
+GLOBL k32idx1<>(SB), RODATA|NOPTR, $64
+
+DATA k32idx2<>+0(SB)/8, $0x0000000400000004
+DATA k32idx2<>+8(SB)/8, $0x0000000c0000000c
+DATA k32idx2<>+16(SB)/8, $0x0000001400000014
+DATA k32idx2<>+24(SB)/8, $0x0000001c0000001c
+DATA k32idx2<>+32(SB)/8, $0x0000000500000005
+DATA k32idx2<>+40(SB)/8, $0x0000000d0000000d
+DATA k32idx2<>+48(SB)/8, $0x0000001500000015
+DATA k32idx2<>+56(SB)/8, $0x0000001d0000001d
+GLOBL k32idx2<>(SB), RODATA|NOPTR, $64
+
+DATA k32idx3<>+0(SB)/8, $0x0000000600000006
+DATA k32idx3<>+8(SB)/8, $0x0000000e0000000e
+DATA k32idx3<>+16(SB)/8, $0x0000001600000016
+DATA k32idx3<>+24(SB)/8, $0x0000001e0000001e
+DATA k32idx3<>+32(SB)/8, $0x0000000700000007
+DATA k32idx3<>+40(SB)/8, $0x0000000f0000000f
+DATA k32idx3<>+48(SB)/8, $0x0000001700000017
+DATA k32idx3<>+56(SB)/8, $0x0000001f0000001f
+GLOBL k32idx3<>(SB), RODATA|NOPTR, $64
+
+DATA k32shift<>+0(SB)/8, $0x0000000400000000
+DATA k32shift<>+8(SB)/8, $0x0000000400000000
+DATA k32shift<>+16(SB)/8, $0x0000000400000000
+DATA k32shift<>+24(SB)/8, $0x0000000400000000
+DATA k32shift<>+32(SB)/8, $0x0000000400000000
+DATA k32shift<>+40(SB)/8, $0x0000000400000000
+DATA k32shift<>+48(SB)/8, $0x0000000400000000
+DATA k32shift<>+56(SB)/8, $0x0000000400000000
+GLOBL k32shift<>(SB), RODATA|NOPTR, $64
