@@ -44,9 +44,11 @@ func Supported(wt ggml.Type) bool { return formOf(wt) != formNone }
 // which let unsigned-weight kernels fold in their offsets and minimums.
 type Input struct {
 	form       form
+	rounding   rounding
 	ntok, cols int
 	f          []float32 // formF32: ntok*cols
 	fp         []float32 // formF32 for the batched kernels: rows padded to 16 values
+	h          []uint16  // scratch for rounding f to fp16
 	q          []int8    // quantized values: ntok*cols
 	qp         []int8    // q permuted for kernels that want it (see permute4)
 	d          []float32 // one scale per block
@@ -71,7 +73,34 @@ type Input struct {
 // Fits reports whether the prepared input can be multiplied with weights of
 // type wt, which is so for every type sharing the activation form of the type
 // given to Prepare (e.g. Q4_K and Q6_K, or Q4_0 and Q8_0).
-func (in *Input) Fits(wt ggml.Type) bool { return in.form != formNone && formOf(wt) == in.form }
+func (in *Input) Fits(wt ggml.Type) bool {
+	return in.form != formNone && formOf(wt) == in.form && roundingOf(wt) == in.rounding
+}
+
+// rounding tells apart the weight types whose activations share a form but
+// are rounded differently, as llama.cpp's vec_dot_type does: F16 and BF16
+// weights multiply activations rounded to their own type, Q4_1 and Q5_1
+// take Q8_1 blocks, whose scaled sums are rounded to fp16.
+type rounding uint8
+
+const (
+	roundNone rounding = iota
+	roundF16
+	roundBF16
+	roundQ8_1
+)
+
+func roundingOf(wt ggml.Type) rounding {
+	switch wt {
+	case ggml.F16:
+		return roundF16
+	case ggml.BF16:
+		return roundBF16
+	case ggml.Q4_1, ggml.Q5_1:
+		return roundQ8_1
+	}
+	return roundNone
+}
 
 // Tokens returns the number of activation rows prepared.
 func (in *Input) Tokens() int { return in.ntok }
@@ -95,18 +124,28 @@ func (in *Input) prepare(k *kernelSet, wt ggml.Type, x []float32, ntok, cols int
 	if len(x) < ntok*cols {
 		panic(fmt.Sprintf("kernels: %d activations for %d rows of %d", len(x), ntok, cols))
 	}
-	in.form, in.ntok, in.cols = f, ntok, cols
+	in.form, in.rounding, in.ntok, in.cols = f, roundingOf(wt), ntok, cols
 	n := ntok * cols
 	switch f {
 	case formF32:
 		in.f = grow(in.f, n)
 		copy(in.f, x[:n])
+		switch in.rounding {
+		case roundF16:
+			in.h = grow(in.h, n)
+			k.f32ToF16(in.h, in.f)
+			k.f16ToF32(in.f, in.h)
+		case roundBF16:
+			for i, v := range in.f {
+				in.f[i] = ggml.BF16ToFloat32(ggml.Float32ToBF16(v))
+			}
+		}
 		if len(k.tile) > 0 && ntok > 1 && cols%16 != 0 {
 			cp := (cols + 15) / 16 * 16
 			in.fp = grow(in.fp, ntok*cp)
 			for t := 0; t < ntok; t++ {
 				r := in.fp[t*cp : (t+1)*cp]
-				copy(r, x[t*cols:(t+1)*cols])
+				copy(r, in.f[t*cols:(t+1)*cols])
 				clear(r[cols:])
 			}
 		}
@@ -116,8 +155,19 @@ func (in *Input) prepare(k *kernelSet, wt ggml.Type, x []float32, ntok, cols int
 		in.s = grow(in.s, n/32)
 		in.sy = grow(in.sy, n/32)
 		k.quantQ8_0(x[:n], in.q, in.d, in.s)
+		// ggml keeps the scale of a Q8_0 (or Q8_1) block as fp16, and a
+		// Q8_1 block's sum times the float32 scale as fp16 too. The
+		// network amplifies even these small differences (a change of
+		// 1e-4 in an activation moves the logits by 0.05 through later
+		// roundings to int8), so they must be the same.
 		for b, s := range in.s {
-			in.sy[b] = float32(s) * in.d[b]
+			d := in.d[b]
+			in.d[b] = ggml.FP16ToFloat32(ggml.Float32ToFP16(d))
+			if in.rounding == roundQ8_1 {
+				in.sy[b] = ggml.FP16ToFloat32(ggml.Float32ToFP16(float32(s) * d))
+			} else {
+				in.sy[b] = float32(s) * in.d[b]
+			}
 		}
 		if len(k.tile) > 0 && ntok > 1 {
 			in.reorder32()

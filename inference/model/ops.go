@@ -7,11 +7,20 @@ import (
 )
 
 // rmsNorm writes x / sqrt(mean(x²) + eps) * w into dst (which may be x).
+// It rounds as llama.cpp does (ggml's rms_norm, then a separate multiply by
+// w): the sum of squares in float64, the mean and the scale in float32, x
+// times the scale before the weight. Quantized weights make this matter:
+// their activations are rounded to int8 next, and a different last bit
+// sometimes rounds one the other way, which later layers amplify.
 func rmsNorm(dst, x, w []float32, eps float32) {
-	ss := float64(vek32.Dot(x, x))
-	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
-	vek32.Mul_Into(dst[:len(x)], x, w[:len(x)])
-	vek32.MulNumber_Inplace(dst[:len(x)], scale)
+	var ss float64
+	for _, v := range x {
+		ss += float64(v * v)
+	}
+	mean := float32(ss / float64(len(x)))
+	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+	vek32.MulNumber_Into(dst[:len(x)], x, scale)
+	vek32.Mul_Inplace(dst[:len(x)], w[:len(x)])
 }
 
 // add adds y to x element-wise.
@@ -34,16 +43,24 @@ func swiglu(gate, up, tmp []float32) {
 
 // ropeTables fills cos and sin (each dims/2 long) for one position:
 // theta_i = pos * scale * base^(-2i/dims) / factors[i].
+//
+// theta is computed as ggml's rope cache does, in float32 with
+// base^(-2/dims) multiplied in once per pair. It is a few ulp from the exact
+// value, and the keys' rounding to fp16 and the activations' to int8 turn
+// such differences into different roundings, so llama.cpp's is the one to
+// reproduce.
 func ropeTables(cos, sin []float32, pos int, scale, base float32, factors []float32) {
 	n := len(cos)
-	p := float64(pos) * float64(scale)
+	step := float32(math.Pow(float64(base), float64(float32(-2)/float32(2*n))))
+	theta := float32(pos)
 	for i := range n {
-		theta := p * math.Pow(float64(base), -2*float64(i)/float64(2*n))
+		t := theta
 		if factors != nil {
-			theta /= float64(factors[i])
+			t /= factors[i]
 		}
-		s, c := math.Sincos(theta)
+		s, c := math.Sincos(float64(t * scale))
 		cos[i], sin[i] = float32(c), float32(s)
+		theta *= step
 	}
 }
 
