@@ -161,18 +161,14 @@ func (s *Server) handleChat(c *gin.Context) {
 		abortErr(c, renderError(ctx, err))
 		return
 	}
-	prompt, err := lm.eng.Tokenize(text, true)
+	prompt, err := tokenizePrompt(lm.eng, "messages", text, true)
 	if err != nil {
-		abortErr(c, errInvalid("messages", "tokenize: %v", err))
+		abortErr(c, err)
 		return
-	}
-	if len(prompt) >= 2 && prompt[0] == prompt[1] && lm.eng.IsSpecial(prompt[0]) {
-		// The template wrote BOS itself and the tokenizer added another.
-		prompt = prompt[1:]
 	}
 	budget := lm.sched.ctxLen - len(prompt)
 	if maxTokens != nil {
-		if len(prompt)+*maxTokens > lm.sched.ctxLen {
+		if *maxTokens > lm.sched.ctxLen-len(prompt) { // not len+max: max_tokens may be near MaxInt
 			abortErr(c, contextError(lm.sched.ctxLen, len(prompt), *maxTokens))
 			return
 		}
@@ -216,18 +212,10 @@ func (s *Server) handleChat(c *gin.Context) {
 			// With tools the answer is held until it is complete: only
 			// then can it be told apart from a tool call.
 		}
-		start := time.Now()
-		out, err := generate(ctx, lm, gp)
-		if err != nil {
-			if sse != nil {
-				sse.fail(err)
-			} else {
-				abortErr(c, err)
-			}
+		out := s.generateChoice(ctx, c, sse, lm, req.Model, gp, &u)
+		if out == nil {
 			return
 		}
-		s.observe(req.Model, len(prompt), out, time.Since(start))
-		u.add(len(prompt), out)
 		finish, content := out.Finish, &out.Text
 		var calls []toolCall
 		if tools != nil {

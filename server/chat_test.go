@@ -3,8 +3,12 @@ package server
 import (
 	"math"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/foretoken/foretoken/config"
 
 	"github.com/foretoken/foretoken/internal/testdata"
 )
@@ -115,9 +119,20 @@ func TestChatFallbackTemplate(t *testing.T) {
 	ts := startServer(t, nil)
 	var got chatResp
 	resp := ts.post(t, "/v1/chat/completions", map[string]any{"model": "stories260K",
-		"messages": []map[string]any{{"role": "user", "content": "Once upon a time"}}, "max_tokens": 8}, &got)
+		"messages": []map[string]any{{"role": "user", "content": "Once upon a time"}}, "max_tokens": 8, "temperature": 0}, &got)
 	if resp.StatusCode != http.StatusOK || got.Usage.CompletionTokens == 0 {
 		t.Fatalf("status %d, %+v", resp.StatusCode, got)
+	}
+	// The same answer as a plain completion of the ChatML text, written
+	// out here by hand.
+	const rendered = "<|im_start|>user\nOnce upon a time<|im_end|>\n<|im_start|>assistant\n"
+	var plain completionResp
+	ts.post(t, "/v1/completions", map[string]any{"model": "stories260K", "prompt": rendered, "max_tokens": 8, "temperature": 0}, &plain)
+	if got.Usage.PromptTokens != plain.Usage.PromptTokens {
+		t.Errorf("chat prompt has %d tokens, the ChatML text %d", got.Usage.PromptTokens, plain.Usage.PromptTokens)
+	}
+	if len(plain.Choices) != 1 || got.Choices[0].Message.Content != plain.Choices[0].Text {
+		t.Errorf("chat answer %q, completion of the ChatML text %+v", got.Choices[0].Message.Content, plain.Choices)
 	}
 }
 
@@ -300,5 +315,37 @@ func TestTokenizeDetokenize(t *testing.T) {
 	ts.post(t, "/detokenize", map[string]any{"model": "stories260K", "tokens": tok.Tokens[1:]}, &det)
 	if det.Content != "Once upon a time" {
 		t.Errorf("detokenize %q, want %q", det.Content, "Once upon a time")
+	}
+}
+
+// TestTokenizeDefaultModel: llama-server clients send no model; with one
+// model served that one is used, with several the request is refused.
+func TestTokenizeDefaultModel(t *testing.T) {
+	one := startServer(t, func(c *config.Config) {
+		c.Models = []config.ModelSpec{{Path: filepath.Join(c.ModelDirs[0], "stories260K.gguf")}}
+		c.ModelDirs = nil
+	})
+	var tok struct {
+		Tokens []int32 `json:"tokens"`
+	}
+	if resp := one.post(t, "/tokenize", map[string]any{"content": "Once upon a time", "add_special": true}, &tok); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if want := []int32{1, 403, 407, 261, 378}; !slices.Equal(tok.Tokens, want) { // the first line of the reference ids
+		t.Errorf("tokens %v, want %v", tok.Tokens, want)
+	}
+	var det struct {
+		Content string `json:"content"`
+	}
+	if resp := one.post(t, "/detokenize", map[string]any{"tokens": []int32{403, 407, 261, 378}}, &det); resp.StatusCode != http.StatusOK || det.Content != "Once upon a time" {
+		t.Errorf("detokenize: status %d, %q", resp.StatusCode, det.Content)
+	}
+	many := startServer(t, nil)
+	for _, path := range []string{"/tokenize", "/detokenize"} {
+		var e errorResp
+		resp := many.post(t, path, map[string]any{"content": "a", "tokens": []int32{1}}, &e)
+		if resp.StatusCode != http.StatusBadRequest || e.Error.Param == nil || *e.Error.Param != "model" {
+			t.Errorf("%s without a model among several: status %d, %+v", path, resp.StatusCode, e.Error)
+		}
 	}
 }

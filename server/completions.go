@@ -109,6 +109,25 @@ func (s *Server) observe(model string, prompt int, out *genOutput, took time.Dur
 	}
 }
 
+// generateChoice generates one OpenAI choice and counts it in the metrics
+// and in u. On failure it has answered the client already (an error event
+// when streaming, else an error body) and returns nil.
+func (s *Server) generateChoice(ctx context.Context, c *gin.Context, sse *sseWriter, lm *loadedModel, model string, gp genParams, u *usage) *genOutput {
+	start := time.Now()
+	out, err := generate(ctx, lm, gp)
+	if err != nil {
+		if sse != nil {
+			sse.fail(err)
+		} else {
+			abortErr(c, err)
+		}
+		return nil
+	}
+	s.observe(model, len(gp.prompt), out, time.Since(start))
+	u.add(len(gp.prompt), out)
+	return out
+}
+
 func (s *Server) handleCompletions(c *gin.Context) {
 	var req completionRequest
 	if err := bindJSON(c, &req); err != nil {
@@ -154,7 +173,7 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		return
 	}
 	for _, p := range prompts {
-		if len(p)+maxTokens > lm.sched.ctxLen {
+		if maxTokens > lm.sched.ctxLen-len(p) { // not len+max: max_tokens may be near MaxInt
 			abortErr(c, contextError(lm.sched.ctxLen, len(p), maxTokens))
 			return
 		}
@@ -196,18 +215,10 @@ func (s *Server) handleCompletions(c *gin.Context) {
 					return chunk(ch)
 				}
 			}
-			start := time.Now()
-			out, err := generate(ctx, lm, gp)
-			if err != nil {
-				if sse != nil {
-					sse.fail(err)
-				} else {
-					abortErr(c, err)
-				}
+			out := s.generateChoice(ctx, c, sse, lm, req.Model, gp, &u)
+			if out == nil {
 				return
 			}
-			s.observe(req.Model, len(prompt), out, time.Since(start))
-			u.add(len(prompt), out)
 			finish := out.Finish
 			if sse != nil {
 				if err := chunk(completionChoice{Index: index, FinishReason: &finish}); err != nil {

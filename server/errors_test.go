@@ -99,11 +99,18 @@ func TestErrors(t *testing.T) {
 		{"tool_choice unknown", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"tool_choice":"sometimes"}`, 400, "tool_choice", "", []string{"sometimes"}},
 		{"empty embedding input", "/v1/embeddings", `{"model":"stories260K","input":["a",""]}`, 400, "input", "", []string{"input 1"}},
 		{"huge max_tokens", "/v1/completions", `{"model":"stories260K","prompt":"a","max_tokens":1e30}`, 400, "max_tokens", "", []string{"integer"}},
+		{"max_tokens overflows int", "/v1/completions", `{"model":"stories260K","prompt":"a","max_tokens":9223372036854775807}`, 400, "max_tokens", "", []string{"256", "9223372036854775807"}},
+		{"chat max_tokens overflows int", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}`, 400, "max_tokens", "", []string{"256"}},
+		{"explain max_tokens overflows int", "/v1/explain", `{"model":"stories260K","prompt":"a","max_tokens":9223372036854775807}`, 400, "max_tokens", "", []string{"256"}},
 		{"temperature NaN string", "/v1/completions", `{"model":"stories260K","prompt":"a","temperature":"NaN"}`, 400, "temperature", "", nil},
 		{"n too large", "/v1/completions", `{"model":"stories260K","prompt":"a","n":1000}`, 400, "n", "", []string{"1000"}},
 		{"logit_bias bad key", "/v1/completions", `{"model":"stories260K","prompt":"a","logit_bias":{"abc":1}}`, 400, "logit_bias", "", []string{"abc"}},
 		{"logit_bias bad value", "/v1/completions", `{"model":"stories260K","prompt":"a","logit_bias":{"5":1000}}`, 400, "logit_bias", "", nil},
 		{"too many prompts", "/v1/completions", `{"model":"stories260K","prompt":[` + strings.Repeat(`"a",`, 2048) + `"a"]}`, 400, "prompt", "", []string{"2049", "2048"}},
+		{"too many inputs", "/v1/embeddings", `{"model":"stories260K","input":[` + strings.Repeat(`"a",`, 2048) + `"a"]}`, 400, "input", "", []string{"2049", "2048"}},
+		{"prediction", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"prediction":{"type":"content","content":"x"}}`, 400, "prediction", "", nil},
+		{"web_search_options", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"web_search_options":{}}`, 400, "web_search_options", "", nil},
+		{"function_call", "/v1/chat/completions", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"function_call":{"name":"f"}}`, 400, "function_call", "", nil},
 		{"empty nested prompt", "/v1/completions", `{"model":"stories260K","prompt":[[]]}`, 400, "prompt", "", nil},
 	}
 	for _, tc := range tests {
@@ -133,6 +140,27 @@ func TestErrors(t *testing.T) {
 	var ok completionResp
 	if resp := ts.post(t, "/v1/completions", `{"model":"stories260K","prompt":"a","max_tokens":2}`, &ok); resp.StatusCode != 200 {
 		t.Errorf("after the bad requests: status %d", resp.StatusCode)
+	}
+}
+
+// TestIgnoredFields: what docs/SERVER.md lists as accepted without effect,
+// and the neutral values of refused features, are answered 200.
+func TestIgnoredFields(t *testing.T) {
+	ts := startServer(t, nil)
+	const msgs = `"messages":[{"role":"user","content":"a"}],"max_tokens":1`
+	for _, body := range []string{
+		`{"model":"stories260K",` + msgs + `,"user":"u","store":false,"metadata":{"k":"v"},"service_tier":"auto"}`,
+		`{"model":"stories260K",` + msgs + `,"modalities":["text"],"functions":[],"function_call":"none"}`,
+		`{"model":"stories260K","prompt":"a","max_tokens":1,"user":"u","suffix":"","best_of":1}`,
+	} {
+		path := "/v1/chat/completions"
+		if strings.Contains(body, `"prompt"`) {
+			path = "/v1/completions"
+		}
+		var got errorResp
+		if resp := ts.post(t, path, body, &got); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s %s: status %d %+v", path, body, resp.StatusCode, got.Error)
+		}
 	}
 }
 

@@ -254,7 +254,7 @@ func (s *Server) handleExplain(c *gin.Context) {
 		return
 	}
 	p.Prompt = prompts[0]
-	if len(p.Prompt)+p.MaxTokens > lm.sched.ctxLen {
+	if p.MaxTokens > lm.sched.ctxLen-len(p.Prompt) {
 		abortErr(c, contextError(lm.sched.ctxLen, len(p.Prompt), p.MaxTokens))
 		return
 	}

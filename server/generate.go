@@ -53,7 +53,7 @@ type deltaFunc func(text string, toks []tokenInfo) error
 // contextError reports a prompt and budget that do not fit the context.
 func contextError(ctxLen, promptLen, maxTokens int) error {
 	return errInvalid("max_tokens", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the prompt, %d for the completion). Please reduce the prompt or max_tokens.",
-		ctxLen, promptLen+maxTokens, promptLen, maxTokens)
+		ctxLen, uint64(promptLen)+uint64(maxTokens), promptLen, maxTokens)
 }
 
 // generate runs one generation on a slot of lm: prompt prefill (reusing
@@ -64,7 +64,7 @@ func generate(ctx context.Context, lm *loadedModel, p genParams) (*genOutput, er
 	if len(p.prompt) == 0 {
 		return nil, errInvalid("prompt", "the prompt is empty (no tokens)")
 	}
-	if len(p.prompt)+p.maxTokens > sched.ctxLen {
+	if p.maxTokens > sched.ctxLen-len(p.prompt) {
 		return nil, contextError(sched.ctxLen, len(p.prompt), p.maxTokens)
 	}
 	sl, err := sched.acquire(ctx, p.prompt)

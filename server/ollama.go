@@ -329,10 +329,11 @@ func ollamaBudget(o *ollamaOptions, ctxLen, promptLen int) (int, error) {
 
 // tokenizePrompt encodes a rendered prompt with the tokenizer's BOS, once:
 // a template that writes BOS itself must not get a second.
-func tokenizePrompt(eng Engine, text string, addSpecial bool) ([]int32, error) {
+// field names the request field that errors blame.
+func tokenizePrompt(eng Engine, field, text string, addSpecial bool) ([]int32, error) {
 	prompt, err := eng.Tokenize(text, addSpecial)
 	if err != nil {
-		return nil, errInvalid("prompt", "tokenize: %v", err)
+		return nil, errInvalid(field, "tokenize: %v", err)
 	}
 	if len(prompt) >= 2 && prompt[0] == prompt[1] && eng.IsSpecial(prompt[0]) {
 		prompt = prompt[1:]
@@ -535,7 +536,7 @@ func (s *Server) handleOllamaGenerate(c *gin.Context) {
 		}
 	}
 	// The conversation so far (context) already starts with BOS.
-	toks, err := tokenizePrompt(lm.eng, text, len(prompt) == 0)
+	toks, err := tokenizePrompt(lm.eng, "prompt", text, len(prompt) == 0)
 	if err != nil {
 		ollamaAbort(c, err)
 		return
@@ -647,7 +648,7 @@ func (s *Server) handleOllamaChat(c *gin.Context) {
 		ollamaAbort(c, err)
 		return
 	}
-	prompt, err := tokenizePrompt(lm.eng, text, true)
+	prompt, err := tokenizePrompt(lm.eng, "prompt", text, true)
 	if err != nil {
 		ollamaAbort(c, err)
 		return

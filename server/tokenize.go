@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"unicode/utf8"
 
@@ -27,16 +28,16 @@ type detokenizeRequest struct {
 	Tokens []int32 `json:"tokens"`
 }
 
-// defaultModel fills in the model of a llama-server style request, whose
-// clients do not send one.
-func (s *Server) defaultModel(id string) (string, error) {
-	if id != "" {
-		return id, nil
+// acquireDefault loads the model of a llama-server style request, whose
+// clients do not send one: the only model, when there is only one.
+func (s *Server) acquireDefault(ctx context.Context, id string) (*loadedModel, error) {
+	if id == "" {
+		if len(s.models.ids) != 1 {
+			return nil, errInvalid("model", "the model field is required when several models are available")
+		}
+		id = s.models.ids[0]
 	}
-	if len(s.models.ids) == 1 {
-		return s.models.ids[0], nil
-	}
-	return "", errInvalid("model", "the model field is required when several models are available")
+	return s.acquireModel(ctx, id)
 }
 
 func (s *Server) handleTokenize(c *gin.Context) {
@@ -45,12 +46,7 @@ func (s *Server) handleTokenize(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
-	id, err := s.defaultModel(req.Model)
-	if err != nil {
-		abortErr(c, err)
-		return
-	}
-	lm, err := s.acquireModel(c.Request.Context(), id)
+	lm, err := s.acquireDefault(c.Request.Context(), req.Model)
 	if err != nil {
 		abortErr(c, err)
 		return
@@ -85,12 +81,7 @@ func (s *Server) handleDetokenize(c *gin.Context) {
 		abortErr(c, err)
 		return
 	}
-	id, err := s.defaultModel(req.Model)
-	if err != nil {
-		abortErr(c, err)
-		return
-	}
-	lm, err := s.acquireModel(c.Request.Context(), id)
+	lm, err := s.acquireDefault(c.Request.Context(), req.Model)
 	if err != nil {
 		abortErr(c, err)
 		return

@@ -113,36 +113,48 @@ func parseToolCalls(text string, known map[string]bool) (string, []toolCall) {
 // close tag may be missing at the end (generation stopped on it).
 func parseTagged(open, close string) func(string) (string, []toolCall, bool) {
 	return func(text string) (string, []toolCall, bool) {
-		if !strings.Contains(text, open) {
-			return "", nil, false
-		}
-		var (
-			content strings.Builder
-			calls   []toolCall
-		)
-		rest := text
-		for {
-			i := strings.Index(rest, open)
-			if i < 0 {
-				content.WriteString(rest)
-				break
-			}
-			content.WriteString(rest[:i])
-			rest = rest[i+len(open):]
+		return scanBlocks(text, open, close, func(rest string) (toolCall, int, bool) {
 			v, n, ok := firstJSON(rest)
 			if !ok {
-				return "", nil, false
+				return toolCall{}, 0, false
 			}
 			c, ok := callOf(v)
-			if !ok {
-				return "", nil, false
-			}
-			calls = append(calls, c)
-			rest = strings.TrimLeftFunc(rest[n:], unicode.IsSpace)
-			rest = strings.TrimPrefix(rest, close)
-		}
-		return strings.TrimSpace(content.String()), calls, true
+			return c, n, ok
+		})
 	}
+}
+
+// scanBlocks reads every block of text that starts with open: call parses
+// what follows open into a call and says how many bytes it took; then
+// blanks and the close tag (missing at the end when generation stopped on
+// it) are skipped. The text outside the blocks is the content. It fails
+// when text has no block or a block does not parse.
+func scanBlocks(text, open, close string, call func(rest string) (toolCall, int, bool)) (string, []toolCall, bool) {
+	if !strings.Contains(text, open) {
+		return "", nil, false
+	}
+	var (
+		content strings.Builder
+		calls   []toolCall
+	)
+	rest := text
+	for {
+		i := strings.Index(rest, open)
+		if i < 0 {
+			content.WriteString(rest)
+			break
+		}
+		content.WriteString(rest[:i])
+		rest = rest[i+len(open):]
+		c, n, ok := call(rest)
+		if !ok {
+			return "", nil, false
+		}
+		calls = append(calls, c)
+		rest = strings.TrimLeftFunc(rest[n:], unicode.IsSpace)
+		rest = strings.TrimPrefix(rest, close)
+	}
+	return strings.TrimSpace(content.String()), calls, true
 }
 
 // parsePrefixedList reads a JSON array of calls after prefix, perhaps in
@@ -273,42 +285,18 @@ func parseFunctionary(text string) (string, []toolCall, bool) {
 
 // parseFunctionTags reads <function=NAME>{args}</function> blocks.
 func parseFunctionTags(text string) (string, []toolCall, bool) {
-	const open, close = "<function=", "</function>"
-	if !strings.Contains(text, open) {
-		return "", nil, false
-	}
-	var (
-		content strings.Builder
-		calls   []toolCall
-	)
-	rest := text
-	for {
-		i := strings.Index(rest, open)
-		if i < 0 {
-			content.WriteString(rest)
-			break
-		}
-		content.WriteString(rest[:i])
-		rest = rest[i+len(open):]
+	return scanBlocks(text, "<function=", "</function>", func(rest string) (toolCall, int, bool) {
 		j := strings.IndexByte(rest, '>')
 		if j <= 0 {
-			return "", nil, false
+			return toolCall{}, 0, false
 		}
-		name := rest[:j]
-		rest = rest[j+1:]
-		v, n, ok := firstJSON(rest)
+		v, n, ok := firstJSON(rest[j+1:])
 		if !ok {
-			return "", nil, false
+			return toolCall{}, 0, false
 		}
 		args, ok := argumentsOf(v)
-		if !ok {
-			return "", nil, false
-		}
-		calls = append(calls, toolCall{Name: name, Arguments: args})
-		rest = strings.TrimLeftFunc(rest[n:], unicode.IsSpace)
-		rest = strings.TrimPrefix(rest, close)
-	}
-	return strings.TrimSpace(content.String()), calls, true
+		return toolCall{Name: rest[:j], Arguments: args}, j + 1 + n, ok
+	})
 }
 
 // parseBareJSON accepts an answer that is nothing but calls: JSON objects

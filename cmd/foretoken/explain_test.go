@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -75,7 +76,8 @@ func TestExplainAgreesWithScore(t *testing.T) {
 				want = c[1]
 			}
 		}
-		if tk.Logprob == nil || math.Abs(*tk.Logprob-want) > 1e-5 {
+		// NaN (id missing from score's list) fails too: NaN compares false.
+		if tk.Logprob == nil || !(math.Abs(*tk.Logprob-want) <= 1e-5) {
 			t.Errorf("token %d: explain %v, score %g", i, tk.Logprob, want)
 		}
 		for k, alt := range tk.TopLogprobs {
@@ -85,8 +87,68 @@ func TestExplainAgreesWithScore(t *testing.T) {
 		}
 		sum += want
 	}
-	if ppl := math.Exp(-sum / float64(len(ex.Tokens)-1)); math.Abs(ex.Summary.Perplexity-ppl) > 1e-4*ppl {
+	if ppl := math.Exp(-sum / float64(len(ex.Tokens)-1)); !(math.Abs(ex.Summary.Perplexity-ppl) <= 1e-4*ppl) {
 		t.Errorf("perplexity %g, from score's numbers %g", ex.Summary.Perplexity, ppl)
+	}
+}
+
+// TestExplainMatchesReference: on the first reference prompt, explain
+// gives llama.cpp's tokens, and each token's logprob and the top
+// alternative are llama.cpp's (F32 tolerance of shared/README.md).
+func TestExplainMatchesReference(t *testing.T) {
+	model := testdata.Path(t, "models", "stories260K.gguf")
+	prompts, err := os.ReadFile(testdata.Path(t, "reference", "logits", "prompts.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := os.ReadFile(testdata.Path(t, "reference", "logits", "stories260K.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Tokens    []int32        `json:"tokens"`
+		PromptTop [][][2]float64 `json:"prompt_top"`
+	}
+	line, _, _ := strings.Cut(string(refs), "\n")
+	if err := json.Unmarshal([]byte(line), &ref); err != nil {
+		t.Fatal(err)
+	}
+	text, _, _ := strings.Cut(string(prompts), "\n")
+	out, err := runExplain(t, "", "-m", model, "--json", "--top", "1", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex struct {
+		Tokens []struct {
+			ID          int32    `json:"id"`
+			Logprob     *float64 `json:"logprob"`
+			TopLogprobs []struct {
+				ID int32 `json:"id"`
+			} `json:"top_logprobs"`
+		} `json:"tokens"`
+	}
+	if err := json.Unmarshal([]byte(out), &ex); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(ex.Tokens) != len(ref.Tokens) {
+		t.Fatalf("%d tokens, reference has %d", len(ex.Tokens), len(ref.Tokens))
+	}
+	for i, tk := range ex.Tokens {
+		if tk.ID != ref.Tokens[i] {
+			t.Fatalf("token %d is %d, reference %d", i, tk.ID, ref.Tokens[i])
+		}
+		if i == 0 {
+			continue
+		}
+		top := ref.PromptTop[i-1]
+		if len(tk.TopLogprobs) == 0 || tk.TopLogprobs[0].ID != int32(top[0][0]) {
+			t.Errorf("token %d: top alternative %+v, reference %v", i, tk.TopLogprobs, top[0])
+		}
+		for _, c := range top {
+			if int32(c[0]) == tk.ID && (tk.Logprob == nil || !(math.Abs(*tk.Logprob-c[1]) <= 0.04)) {
+				t.Errorf("token %d: logprob %v, reference %g", i, tk.Logprob, c[1])
+			}
+		}
 	}
 }
 

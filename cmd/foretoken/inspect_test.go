@@ -218,7 +218,7 @@ func TestInspectDequant(t *testing.T) {
 			for i := 0; i < len(got); i += 4 {
 				g := math.Float32frombits(binary.LittleEndian.Uint32(got[i:]))
 				w := math.Float32frombits(binary.LittleEndian.Uint32(want[i:]))
-				if math.Abs(float64(g-w)) > 1e-6*math.Abs(float64(w)) {
+				if !(math.Abs(float64(g-w)) <= 1e-6*math.Abs(float64(w))) { // a NaN fails too
 					t.Fatalf("value %d = %g, want %g", i/4, g, w)
 				}
 			}

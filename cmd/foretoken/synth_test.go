@@ -147,7 +147,7 @@ func TestSynthTiny(t *testing.T) {
 			if mean != 1 || std != 0 {
 				t.Errorf("norm %s: mean %g std %g, want all ones", name, mean, std)
 			}
-		} else if math.Abs(mean) > 0.002 || math.Abs(std-0.02) > 0.001 {
+		} else if !(math.Abs(mean) <= 0.002 && math.Abs(std-0.02) <= 0.001) { // a NaN fails too
 			t.Errorf("%s: mean %g std %g, want N(0, 0.02)", name, mean, std)
 		}
 	}

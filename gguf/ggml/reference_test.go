@@ -82,7 +82,8 @@ func TestDequantizeReference(t *testing.T) {
 			}
 			bad := 0
 			for i := range got {
-				if d := math.Abs(float64(got[i] - want[i])); d > 1e-6*math.Abs(float64(want[i])) {
+				// Written so that a NaN fails: NaN compares false with everything.
+				if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-6*math.Abs(float64(want[i]))) {
 					if bad < 5 {
 						t.Errorf("value %d: got %g, want %g", i, got[i], want[i])
 					}

@@ -79,6 +79,7 @@ type Sampler struct {
 	p      Params
 	rng    *rand.Rand
 	cands  []Candidate
+	w      []float64 // the draw's weights, so that each exp is computed once
 	counts map[int32]int
 }
 
@@ -146,13 +147,17 @@ func (s *Sampler) Sample(logits []float32, history []int32) int32 {
 
 	t := float64(s.p.Temperature)
 	max := float64(bestScore(c))
+	w := s.w[:0]
 	sum := 0.0
 	for i := range c {
-		sum += math.Exp((float64(c[i].Score) - max) / t)
+		e := math.Exp((float64(c[i].Score) - max) / t)
+		w = append(w, e)
+		sum += e
 	}
+	s.w = w
 	r := s.rng.Float64() * sum
 	for i := range c {
-		r -= math.Exp((float64(c[i].Score) - max) / t)
+		r -= w[i]
 		if r < 0 {
 			return c[i].ID
 		}

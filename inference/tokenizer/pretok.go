@@ -161,36 +161,7 @@ func matchLlama3(maxDigits int) matcher {
 			}
 			return j - i
 		}
-		f2, j := f, i
-		if c == ' ' {
-			f2, j = t.flag(i+1, end), i+1
-		}
-		if f2&(flagWhitespace|flagLetter|flagNumber) == 0 && f2 != 0 {
-			for g := t.flag(j, end); g&(flagWhitespace|flagLetter|flagNumber) == 0 && g != 0; g = t.flag(j, end) {
-				j++
-			}
-			for c2 := t.cpt(j, end); c2 == '\r' || c2 == '\n'; c2 = t.cpt(j, end) {
-				j++
-			}
-			return j - i
-		}
-		n, lastNL := 0, 0
-		for t.flag(i+n, end)&flagWhitespace != 0 {
-			if c2 := t.cpts[i+n]; c2 == '\r' || c2 == '\n' {
-				lastNL = n + 1
-			}
-			n++
-		}
-		if lastNL > 0 {
-			return lastNL
-		}
-		if n > 1 && i+n < end {
-			return n - 1
-		}
-		if n > 0 {
-			return n
-		}
-		return 1
+		return symbolsOrSpace(t, i, end, false)
 	}
 }
 
@@ -250,22 +221,30 @@ func matchCased(t *cptText, i, end, maxDigits int, suffix bool) int {
 		}
 		return j - i
 	}
-	f2, j := f, i
-	if c == ' ' {
+	return symbolsOrSpace(t, i, end, true)
+}
+
+// symbolsOrSpace matches the alternatives that end the Llama 3 family of
+// expressions at i: ` ?[^\s\p{L}\p{N}]+[\r\n]*` (Tekken's also takes '/'
+// in the trailing run, when slash is set), then `\s*[\r\n]+|\s+(?!\S)|\s+`,
+// and a lone character when nothing matches.
+func symbolsOrSpace(t *cptText, i, end int, slash bool) int {
+	f2, j := t.flags[i], i
+	if t.cpts[i] == ' ' {
 		f2, j = t.flag(i+1, end), i+1
 	}
 	if f2&(flagWhitespace|flagLetter|flagNumber) == 0 && f2 != 0 {
 		for g := t.flag(j, end); g&(flagWhitespace|flagLetter|flagNumber) == 0 && g != 0; g = t.flag(j, end) {
 			j++
 		}
-		for c2 := t.cpt(j, end); c2 == '\r' || c2 == '\n' || c2 == '/'; c2 = t.cpt(j, end) {
+		for c := t.cpt(j, end); c == '\r' || c == '\n' || slash && c == '/'; c = t.cpt(j, end) {
 			j++
 		}
 		return j - i
 	}
 	n, lastNL := 0, 0
 	for t.flag(i+n, end)&flagWhitespace != 0 {
-		if c2 := t.cpts[i+n]; c2 == '\r' || c2 == '\n' {
+		if c := t.cpts[i+n]; c == '\r' || c == '\n' {
 			lastNL = n + 1
 		}
 		n++
