@@ -30,6 +30,7 @@ type Config struct {
 	Batch       bool          // run the decode steps of concurrent requests as one batched pass
 	Queue       int           // requests that may wait for a slot before 429
 	Threads     int           // compute threads per model; 0 means all cores
+	CacheType   string        // KV cache element type: f16 (""), f32 or q8_0
 	APIKey      string        // when set, every route but /health needs Bearer auth
 	KeepAlive   time.Duration // idle time before a model is unloaded; <0 keeps it forever
 	MaxLoaded   int           // models loaded at once; 0 means no limit
@@ -73,6 +74,7 @@ const (
 	KeyBatch     = "batch"
 	KeyQueue     = "queue"
 	KeyThreads   = "threads"
+	KeyCacheType = "cache-type"
 	KeyAPIKey    = "api-key"
 	KeyKeepAlive = "keep-alive"
 	KeyMaxLoaded = "max-loaded"
@@ -113,6 +115,7 @@ func AddFlags(fs *pflag.FlagSet) {
 	fs.Bool(KeyBatch, d.Batch, "decode concurrent requests together in one batched forward pass (continuous batching)")
 	fs.Int(KeyQueue, d.Queue, "requests waiting for a slot before answering 429")
 	fs.Int(KeyThreads, 0, "compute threads per model (0: all cores)")
+	fs.String(KeyCacheType, "", "KV cache element type: f16 (when empty), f32 or q8_0 (q8_0 needs a head dimension that is a multiple of 32)")
 	fs.String(KeyAPIKey, "", "require 'Authorization: Bearer KEY' on every route but /health")
 	fs.Duration(KeyKeepAlive, d.KeepAlive, "unload a model after this long unused (negative: never)")
 	fs.Int(KeyMaxLoaded, 0, "most models loaded at once; the least recently used idle one is unloaded (0: no limit)")
@@ -162,6 +165,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		Queue:       v.GetInt(KeyQueue),
 		Batch:       v.GetBool(KeyBatch),
 		Threads:     v.GetInt(KeyThreads),
+		CacheType:   v.GetString(KeyCacheType),
 		APIKey:      v.GetString(KeyAPIKey),
 		KeepAlive:   v.GetDuration(KeyKeepAlive),
 		MaxLoaded:   v.GetInt(KeyMaxLoaded),

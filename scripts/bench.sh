@@ -6,6 +6,8 @@
 #   P=128 N=64 T=2 R=3 TYPES="q4_0 q8_0" scripts/bench.sh
 #   LLAMA_BENCH=/path/to/llama-bench scripts/bench.sh   # also llama.cpp, with ratios
 #   FORETOKEN_BIN=./foretoken scripts/bench.sh          # an existing binary
+#   C=1,2,4,8 scripts/bench.sh       # also aggregate tg t/s of 1, 2, 4, 8 sequences
+#                                    # decoding together (continuous batching)
 #
 # The models (about 0.6-2.2 GB each) are made once in $BENCH_DIR
 # (default: $TMPDIR/foretoken-bench) with 'foretoken synth'. The machine's
@@ -17,6 +19,7 @@ P=${P:-512}
 N=${N:-128}
 T=${T:-2}
 R=${R:-3}
+C=${C:-}
 TYPES=${TYPES:-"q4_0 q8_0 q4_k_m f16"}
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/foretoken-bench}
 VOCAB=${VOCAB:-../shared/models/stories260K.gguf}
@@ -59,6 +62,7 @@ ratio() {
 }
 
 rows=()
+crows=()
 for typ in $TYPES; do
 	model="$BENCH_DIR/tinyllama-1.1b-synth.$typ.gguf"
 	if [[ ! -s "$model" ]]; then
@@ -68,13 +72,20 @@ for typ in $TYPES; do
 	fi
 	out="$BENCH_DIR/$typ.jsonl"
 	echo "benchmarking $typ ..." >&2
-	"$BIN" bench -m "$model" -p "$P" -n "$N" -t "$T" -r "$R" --json >"$out"
+	"$BIN" bench -m "$model" -p "$P" -n "$N" -t "$T" -r "$R" ${C:+-c "$C"} --json >"$out"
 	read -r lpp ltg < <(llama "$model")
 	pp=$(tps "$out" "pp$P")
 	tg=$(tps "$out" "tg$N")
 	rows+=("$(printf '| %-7s | %9.2f ± %-6.2f | %9.2f ± %-6.2f | %8.2f | %9s | %9s | %8s | %8s |' \
 		"$typ" "$pp" "$(sd "$out" "pp$P")" "$tg" "$(sd "$out" "tg$N")" "$(gbs "$out" "tg$N")" \
 		"$lpp" "$ltg" "$(ratio "$pp" "$lpp")" "$(ratio "$tg" "$ltg")")")
+	if [[ -n "$C" ]]; then
+		row="| $(printf '%-7s' "$typ") |"
+		for c in ${C//,/ }; do
+			row+=" $(printf '%14.2f' "$(tps "$out" "tg$N x$c")") |"
+		done
+		crows+=("$row")
+	fi
 done
 
 echo
@@ -82,3 +93,17 @@ echo "synthetic TinyLlama-1.1B, $T threads, $R runs, kernels: $(grep -o '"kernel
 printf '| %-7s | %18s | %18s | %8s | %9s | %9s | %8s | %8s |\n' type "pp$P t/s" "tg$N t/s" "tg GB/s" "llama pp" "llama tg" "pp ratio" "tg ratio"
 printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' ------- ------------------ ------------------ -------- --------- --------- -------- --------
 printf '%s\n' "${rows[@]}"
+
+if [[ -n "$C" ]]; then
+	echo
+	echo "continuous batching: aggregate tg$N tokens/s of N sequences decoding together"
+	head="| type    |"
+	sep="| ------- |"
+	for c in ${C//,/ }; do
+		head+=" $(printf '%14s' "N=$c") |"
+		sep+=" -------------- |"
+	done
+	echo "$head"
+	echo "$sep"
+	printf '%s\n' "${crows[@]}"
+fi

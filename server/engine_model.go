@@ -22,7 +22,12 @@ type modelEngine struct {
 // LoadModel loads the GGUF model at path with its tokenizer and chat
 // template.
 func LoadModel(path string, threads int) (Engine, error) {
-	m, err := model.Load(path, model.Options{Threads: threads})
+	return LoadModelOptions(path, model.Options{Threads: threads})
+}
+
+// LoadModelOptions is LoadModel with all of the model's run options.
+func LoadModelOptions(path string, opts model.Options) (Engine, error) {
+	m, err := model.Load(path, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/foretoken/foretoken/config"
+	"github.com/foretoken/foretoken/inference/model"
 )
 
 // defaultCtxCap bounds the context of a sequence when neither the
@@ -71,8 +72,12 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	load := opts.Load
 	if load == nil {
-		threads := cfg.Threads
-		load = func(ctx context.Context, path string) (Engine, error) { return LoadModel(path, threads) }
+		ct, err := model.ParseCacheType(cfg.CacheType)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", config.KeyCacheType, err)
+		}
+		mo := model.Options{Threads: cfg.Threads, CacheType: ct}
+		load = func(ctx context.Context, path string) (Engine, error) { return LoadModelOptions(path, mo) }
 	}
 	s := &Server{cfg: cfg, log: log, scheds: map[*scheduler]struct{}{}}
 	s.base, s.cancel = context.WithCancel(context.Background())

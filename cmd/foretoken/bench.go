@@ -29,12 +29,15 @@ type benchOptions struct {
 	reps      int
 	json      bool
 	profile   string
+	depth     int
+	cacheType string
+	conc      []int
 }
 
 func newBenchCmd() *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 3] [--json]",
+		Use:   "bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 3] [-d DEPTH] [-c 1,2,4,8] [--json]",
 		Short: "Measure prompt processing and generation speed, like llama-bench",
 		Long: `bench measures a model's speed the way llama.cpp's llama-bench does:
 
@@ -46,11 +49,17 @@ Each test runs once to warm up, then -r times; the table shows the mean and
 standard deviation of tokens per second over the runs. For tg it also shows
 the weight bytes read per generated token (every matrix once; the token
 embedding table only when it doubles as the output matrix) and the memory
-bandwidth that implies. -p 0 or -n 0 skips that test.
+bandwidth that implies. -p 0 or -n 0 skips that test. -d fills the cache
+with that many tokens (not timed) before each test, to measure at a depth.
+
+-c 1,2,4,8 adds, for each N, a tgN test of N sequences decoding together:
+every step feeds one token of each through one batched forward pass, as
+the server's continuous batching does, and the figure is the aggregate
+generated tokens per second of all N streams.
 
 --json prints one JSON object per test instead, one per line:
   {"test":"pp512","tokens_per_second":..,"stddev":..,...}`,
-		Example: "  foretoken bench -m tinyllama-q4_0.gguf -t 2 -r 3",
+		Example: "  foretoken bench -m tinyllama-q4_0.gguf -t 2 -r 3\n  foretoken bench -m tinyllama-q4_0.gguf -t 2 -p 0 -n 64 -c 1,2,4,8",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
@@ -66,6 +75,9 @@ bandwidth that implies. -p 0 or -n 0 skips that test.
 	f.IntVarP(&o.reps, "repetitions", "r", 3, "measured runs per test")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per test")
 	f.StringVar(&o.profile, "cpuprofile", "", "write a Go CPU profile of the measured runs to this file")
+	f.IntVarP(&o.depth, "depth", "d", 0, "tokens already in the cache when each test starts")
+	f.StringVar(&o.cacheType, "cache-type", "f16", "KV cache element type: f16, f32 or q8_0")
+	f.IntSliceVarP(&o.conc, "concurrency", "c", nil, "also decode with N concurrent sequences batched together, for each N listed")
 	return cmd
 }
 
@@ -76,6 +88,9 @@ type benchResult struct {
 	Tokens          int     `json:"n_tokens"`
 	Threads         int     `json:"threads"`
 	Runs            int     `json:"runs"`
+	Depth           int     `json:"depth,omitempty"`
+	Concurrency     int     `json:"concurrency,omitempty"`
+	CacheType       string  `json:"cache_type"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
 	Stddev          float64 `json:"stddev"`
 	BytesPerToken   int64   `json:"weight_bytes_per_token,omitempty"`
@@ -87,13 +102,30 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	if o.modelPath == "" {
 		return fmt.Errorf("no model: use -m MODEL.gguf")
 	}
-	if o.prompt < 0 || o.gen < 0 || o.reps < 1 {
-		return fmt.Errorf("-p and -n must be >= 0 and -r >= 1")
+	if o.prompt < 0 || o.gen < 0 || o.reps < 1 || o.depth < 0 {
+		return fmt.Errorf("-p, -n and -d must be >= 0 and -r >= 1")
 	}
 	if o.prompt == 0 && o.gen == 0 {
 		return fmt.Errorf("nothing to measure: -p and -n are both 0")
 	}
-	m, err := model.Load(o.modelPath, model.Options{Threads: o.threads, BatchSize: max(o.prompt, 1)})
+	maxConc := 0
+	for _, n := range o.conc {
+		if n < 1 || n > 512 {
+			return fmt.Errorf("concurrency %d: want 1..512 sequences", n)
+		}
+		maxConc = max(maxConc, n)
+	}
+	if len(o.conc) > 0 && o.gen == 0 {
+		return fmt.Errorf("-c needs generated tokens: -n must be > 0")
+	}
+	ct, err := model.ParseCacheType(o.cacheType)
+	if err != nil {
+		return err
+	}
+	// The batch holds the pp prompt and one token of each concurrent
+	// sequence; the depth is fed in steps of it.
+	batch := max(o.prompt, maxConc, min(o.depth, 512), 1)
+	m, err := model.Load(o.modelPath, model.Options{Threads: o.threads, BatchSize: batch, CacheType: ct})
 	if err != nil {
 		return err
 	}
@@ -123,11 +155,27 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		return t
 	}
 
+	depthTokens := randomTokens(o.depth)
+	// newSeq returns a sequence with room for n more tokens after the
+	// depth, holding the depth's tokens.
+	newSeq := func(n int) (*model.Sequence, error) {
+		seq := m.NewSequence(o.depth + n)
+		if o.depth > 0 {
+			if _, err := seq.Forward(ctx, depthTokens, model.ForwardOptions{Logits: model.LogitsNone}); err != nil {
+				return nil, fmt.Errorf("depth %d: %w", o.depth, err)
+			}
+		}
+		return seq, nil
+	}
+
 	var results []benchResult
 	if o.prompt > 0 {
 		tokens := randomTokens(o.prompt)
 		run := func() (float64, error) {
-			seq := m.NewSequence(o.prompt)
+			seq, err := newSeq(o.prompt)
+			if err != nil {
+				return 0, err
+			}
 			start := time.Now()
 			if _, err := seq.Forward(ctx, tokens, model.ForwardOptions{}); err != nil {
 				return 0, err
@@ -144,7 +192,10 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	if o.gen > 0 {
 		tokens := randomTokens(o.gen)
 		run := func() (float64, error) {
-			seq := m.NewSequence(o.gen)
+			seq, err := newSeq(o.gen)
+			if err != nil {
+				return 0, err
+			}
 			start := time.Now()
 			for i := range tokens {
 				if _, err := seq.Forward(ctx, tokens[i:i+1], model.ForwardOptions{}); err != nil {
@@ -162,9 +213,20 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		r.GBPerSecond = float64(perToken) * r.TokensPerSecond / 1e9
 		results = append(results, r)
 	}
+	for _, nseq := range o.conc {
+		r, err := measure(func() (float64, error) { return decodeConcurrent(ctx, m, newSeq, nseq, o.gen, randomTokens) }, o.reps)
+		if err != nil {
+			return fmt.Errorf("tg%d with %d sequences: %w", o.gen, nseq, err)
+		}
+		r.Test, r.Tokens, r.Concurrency = fmt.Sprintf("tg%d x%d", o.gen, nseq), o.gen*nseq, nseq
+		r.BytesPerToken = perToken
+		// The weights are read once per step for all the sequences.
+		r.GBPerSecond = float64(perToken) * r.TokensPerSecond / float64(nseq) / 1e9
+		results = append(results, r)
+	}
 	for i := range results {
 		results[i].Model, results[i].Threads, results[i].Runs = name, m.Threads(), o.reps
-		results[i].Kernels = kernels.Impl()
+		results[i].Kernels, results[i].Depth, results[i].CacheType = kernels.Impl(), o.depth, ct.String()
 	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
@@ -177,6 +239,33 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	}
 	printBenchTable(stdout, results, m)
 	return nil
+}
+
+// decodeConcurrent decodes gen tokens in each of nseq sequences, one
+// batched forward step per token position, and returns the aggregate
+// generated tokens per second.
+func decodeConcurrent(ctx context.Context, m *model.Model, newSeq func(int) (*model.Sequence, error), nseq, gen int, randomTokens func(int) []int32) (float64, error) {
+	seqs := make([]*model.Sequence, nseq)
+	streams := make([][]int32, nseq)
+	for i := range seqs {
+		s, err := newSeq(gen)
+		if err != nil {
+			return 0, err
+		}
+		seqs[i], streams[i] = s, randomTokens(gen)
+	}
+	tokens := make([][]int32, nseq)
+	outs := make([]*model.Output, nseq)
+	start := time.Now()
+	for j := range gen {
+		for i := range seqs {
+			tokens[i] = streams[i][j : j+1]
+		}
+		if err := m.ForwardBatch(ctx, seqs, tokens, model.ForwardOptions{}, outs); err != nil {
+			return 0, err
+		}
+	}
+	return float64(nseq*gen) / time.Since(start).Seconds(), nil
 }
 
 // measure runs f once to warm up and then reps times.
@@ -227,21 +316,25 @@ func printBenchTable(w io.Writer, results []benchResult, m *model.Model) {
 	for _, t := range m.File.Tensors {
 		size += int64(t.Size)
 	}
-	fmt.Fprintf(w, "| %-28s | %9s | %-10s | %7s | %7s | %18s | %12s |\n", "model", "size", "kernels", "threads", "test", "t/s", "weights GB/s")
+	fmt.Fprintf(w, "| %-28s | %9s | %-10s | %7s | %10s | %18s | %12s |\n", "model", "size", "kernels", "threads", "test", "t/s", "weights GB/s")
 	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", strings.Repeat("-", 28), strings.Repeat("-", 9), strings.Repeat("-", 10),
-		strings.Repeat("-", 7), strings.Repeat("-", 7), strings.Repeat("-", 18), strings.Repeat("-", 12))
+		strings.Repeat("-", 7), strings.Repeat("-", 10), strings.Repeat("-", 18), strings.Repeat("-", 12))
 	for _, r := range results {
 		gbs := ""
 		if r.GBPerSecond > 0 {
 			gbs = fmt.Sprintf("%.2f", r.GBPerSecond)
 		}
-		fmt.Fprintf(w, "| %-28s | %9s | %-10s | %7d | %7s | %18s | %12s |\n", r.Model, fmtBytes(size), r.Kernels, r.Threads, r.Test,
+		fmt.Fprintf(w, "| %-28s | %9s | %-10s | %7d | %10s | %18s | %12s |\n", r.Model, fmtBytes(size), r.Kernels, r.Threads, r.Test,
 			fmt.Sprintf("%.2f ± %.2f", r.TokensPerSecond, r.Stddev), gbs)
 	}
 	for _, r := range results {
 		if r.BytesPerToken > 0 {
-			fmt.Fprintf(w, "\ntg reads %s of weights per token.\n", fmtBytes(r.BytesPerToken))
+			fmt.Fprintf(w, "\ntg reads %s of weights per step (one token of each sequence).\n", fmtBytes(r.BytesPerToken))
+			break
 		}
+	}
+	if len(results) > 0 && (results[0].Depth > 0 || results[0].CacheType != "f16") {
+		fmt.Fprintf(w, "KV cache %s, %d tokens in the cache before each test.\n", results[0].CacheType, results[0].Depth)
 	}
 }
 

@@ -69,7 +69,7 @@ func TestBenchTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| model", "t/s", "llama256.q4_k_m.gguf", " pp8 |", " tg2 |", "of weights per token"} {
+	for _, want := range []string{"| model", "t/s", "llama256.q4_k_m.gguf", " pp8 |", " tg2 |", "of weights per step"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -83,9 +83,42 @@ func TestBenchErrors(t *testing.T) {
 		{"-m", path, "-p", "0", "-n", "0"},   // nothing to measure
 		{"-m", path, "-r", "0"},              // no runs
 		{"-m", path + ".missing", "-p", "4"}, // no such file
+		{"-m", path, "-c", "0"},              // no sequences
+		{"-m", path, "-n", "0", "-c", "2"},   // concurrency without generation
+		{"-m", path, "--cache-type", "q4_0"}, // not a cache type
+		{"-m", path, "-d", "-1"},             // negative depth
 	} {
 		if _, err := runBenchCmd(t, args...); err == nil {
 			t.Errorf("bench %q: no error", args)
+		}
+	}
+}
+
+// TestBenchConcurrency: -c adds one test per number of sequences, each
+// counting the tokens of all its streams, at the depth and cache type asked.
+func TestBenchConcurrency(t *testing.T) {
+	path := testdata.Path(t, "models", "synth", "llama256.q8_0.gguf")
+	out, err := runBenchCmd(t, "-m", path, "-p", "0", "-n", "3", "-r", "1", "-t", "2", "-d", "40", "--cache-type", "q8_0", "-c", "1,2,4", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 JSON lines, got:\n%s", out)
+	}
+	for i, conc := range []int{0, 1, 2, 4} {
+		var r benchResult
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatalf("line %d: %v: %s", i, err, lines[i])
+		}
+		tokens := 3 * max(conc, 1)
+		if r.Concurrency != conc || r.Tokens != tokens || r.Depth != 40 || r.CacheType != "q8_0" || !(r.TokensPerSecond > 0) {
+			t.Errorf("line %d: %+v, want concurrency %d, %d tokens, depth 40, q8_0", i, r, conc, tokens)
+		}
+		if conc > 1 {
+			if gbs := float64(r.BytesPerToken) * r.TokensPerSecond / float64(conc) / 1e9; r.GBPerSecond < gbs*0.999 || r.GBPerSecond > gbs*1.001 {
+				t.Errorf("x%d: GB/s %g, want %g (weights read once per step)", conc, r.GBPerSecond, gbs)
+			}
 		}
 	}
 }

@@ -64,7 +64,7 @@ filter the distribution before a draw seeded by --seed.`,
 	f.Int64Var(&o.seed, "seed", -1, "random seed (-1: from the clock)")
 	f.IntVarP(&o.threads, "threads", "t", 0, "worker threads (0: one per CPU)")
 	f.IntVarP(&o.ctxSize, "ctx-size", "c", 0, "context length in tokens (0: the model's, at most 4096)")
-	f.StringVar(&o.cacheType, "cache-type", "f16", "KV cache element type: f16 or f32")
+	f.StringVar(&o.cacheType, "cache-type", "f16", "KV cache element type: f16, f32 or q8_0 (q8_0 needs a head dimension that is a multiple of 32)")
 	f.BoolVar(&o.echo, "echo", true, "print the prompt before the generated text")
 	return cmd
 }

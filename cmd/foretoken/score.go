@@ -20,6 +20,7 @@ func newScoreCmd() *cobra.Command {
 		top       int
 		greedy    int
 		threads   int
+		cacheType string
 	)
 	cmd := &cobra.Command{
 		Use:   "score -m MODEL.gguf < ids.txt",
@@ -45,7 +46,11 @@ llama.cpp's reference outputs in the shared test data, so the two can be diffed.
 			if greedy < 0 {
 				return fmt.Errorf("--greedy must not be negative")
 			}
-			m, err := model.Load(modelPath, model.Options{Threads: threads})
+			ct, err := model.ParseCacheType(cacheType)
+			if err != nil {
+				return err
+			}
+			m, err := model.Load(modelPath, model.Options{Threads: threads, CacheType: ct})
 			if err != nil {
 				return err
 			}
@@ -58,6 +63,7 @@ llama.cpp's reference outputs in the shared test data, so the two can be diffed.
 	f.IntVar(&top, "top", 20, "number of most likely tokens to list per position")
 	f.IntVar(&greedy, "greedy", 32, "number of greedy tokens to decode after each line")
 	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0: one per CPU)")
+	f.StringVar(&cacheType, "cache-type", "f16", "KV cache element type: f16, f32 or q8_0 (q8_0 needs a head dimension that is a multiple of 32)")
 	return cmd
 }
 

@@ -21,24 +21,33 @@ type CacheType int
 const (
 	CacheF16 CacheType = iota // half the memory of F32; what llama.cpp uses by default
 	CacheF32
+	// CacheQ8_0 stores keys and values in blocks of 32 8-bit values with
+	// one scale: a little over half the memory of F16. It needs a head
+	// dimension that is a multiple of 32.
+	CacheQ8_0
 )
 
 func (c CacheType) String() string {
-	if c == CacheF32 {
+	switch c {
+	case CacheF32:
 		return "f32"
+	case CacheQ8_0:
+		return "q8_0"
 	}
 	return "f16"
 }
 
-// ParseCacheType maps "f16" or "f32" to a CacheType.
+// ParseCacheType maps "f16", "f32" or "q8_0" to a CacheType.
 func ParseCacheType(s string) (CacheType, error) {
 	switch s {
 	case "f16", "F16", "":
 		return CacheF16, nil
 	case "f32", "F32":
 		return CacheF32, nil
+	case "q8_0", "Q8_0":
+		return CacheQ8_0, nil
 	}
-	return 0, fmt.Errorf("unknown KV cache type %q (supported: f16, f32)", s)
+	return 0, fmt.Errorf("unknown KV cache type %q (supported: f16, f32, q8_0)", s)
 }
 
 // Options tune how a model runs.
@@ -108,6 +117,9 @@ func New(f *gguf.File, opts Options) (*Model, error) {
 	if n := tok.VocabSize(); n > cfg.Vocab {
 		return nil, fmt.Errorf("the tokenizer has %d tokens but token_embd.weight only %d rows", n, cfg.Vocab)
 	}
+	if opts.CacheType == CacheQ8_0 && cfg.HeadDim%q8Block != 0 {
+		return nil, fmt.Errorf("a q8_0 KV cache needs a head dimension that is a multiple of %d, this model's is %d: use f16", q8Block, cfg.HeadDim)
+	}
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
@@ -176,6 +188,7 @@ type scratch struct {
 	attnIn     []kernels.Input // per worker: queries, then scores, as kernel input
 	inA, inB   kernels.Input
 	inC        kernels.Input
+	tokIn      []kernels.Input // [3][smallBatch]: per-token inputs of inA..inC
 	mat        matTask
 	attn       attnTask
 	act        [1024]float32 // swiglu's temporary
@@ -200,6 +213,7 @@ func newScratch(c *Config, o Options) *scratch {
 		tokens: make([]int32, b),
 		scores: make([][]float32, o.Threads),
 		attnIn: make([]kernels.Input, o.Threads),
+		tokIn:  make([]kernels.Input, 3*smallBatch),
 	}
 }
 

@@ -272,7 +272,9 @@ func TestTruncateReusesCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := maxDiff(out.Last(), want); d > 1e-4 {
+	// 7 tokens take the kernels' per-token path, 15 their tiles: the sums
+	// run in another order, so the logits agree to rounding only.
+	if d := maxDiff(out.Last(), want); d > 2e-3 {
 		t.Errorf("after Truncate(8) logits differ by %g", d)
 	}
 }
@@ -401,8 +403,16 @@ func TestCacheTypes(t *testing.T) {
 // TestDecodeNoAllocs: after warm-up a decode step allocates nothing.
 func TestDecodeNoAllocs(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"stories260K.gguf", "synth/qwen2-256.q4_k_m.gguf"} {
-		m := load(t, name, Options{Threads: 2})
+	for _, tt := range []struct {
+		name  string
+		cache CacheType
+	}{
+		{"stories260K.gguf", CacheF16},
+		{"synth/qwen2-256.q4_k_m.gguf", CacheF16},
+		{"synth/qwen2-256.q4_k_m.gguf", CacheQ8_0},
+	} {
+		name := tt.name
+		m := load(t, name, Options{Threads: 2, CacheType: tt.cache})
 		seq := m.NewSequence(256)
 		out, err := seq.Forward(ctx, prompt, ForwardOptions{})
 		if err != nil {
@@ -419,6 +429,20 @@ func TestDecodeNoAllocs(t *testing.T) {
 		step()
 		if a := testing.AllocsPerRun(50, step); a != 0 {
 			t.Errorf("%s: %.1f allocations per decoded token", name, a)
+		}
+
+		// Continuous batching: three sequences, one token each per step.
+		seqs := []*Sequence{m.NewSequence(256), m.NewSequence(256), m.NewSequence(256)}
+		toks := [][]int32{{1}, {2}, {3}}
+		outs := make([]*Output, len(seqs))
+		batch := func() {
+			if err := m.ForwardBatch(ctx, seqs, toks, ForwardOptions{}, outs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch()
+		if a := testing.AllocsPerRun(50, batch); a != 0 {
+			t.Errorf("%s: %.1f allocations per batched step", name, a)
 		}
 	}
 }

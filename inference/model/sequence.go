@@ -64,11 +64,18 @@ type Sequence struct {
 	ctype  CacheType
 	// Per layer, the keys of each KV head lie position after position
 	// ([kvHeads][ctxLen][headDim]) and the values transposed
-	// ([kvHeads][valueDim][ctxLen]), so that both attention products are
+	// ([kvHeads][valueDim][vCols]), so that both attention products are
 	// matrix products of the kernels package over the cache in place.
 	k16, v16 [][]uint16
 	k32, v32 [][]float32
 	kb, vb   [][]byte // the same memory as bytes, for the kernels
+	// In a Q8_0 cache a row of values holds vCols positions (ctxLen
+	// rounded up to whole blocks) in blocks of 32. The block being filled
+	// is quantized again at the end of every step from vTail[layer], the
+	// exact values of its positions so far ([kvHeads*valueDim][32]), so
+	// each value is rounded once per block scale, not repeatedly.
+	vTail [][]float32
+	vCols int
 
 	self    [1]*Sequence // s itself, as the one-sequence batch of Forward
 	out     Output
@@ -89,11 +96,20 @@ func (m *Model) NewSequence(ctxLen int) *Sequence {
 		ctxLen = m.Config.ContextLength
 	}
 	c := &m.Config
-	s := &Sequence{m: m, ctxLen: ctxLen, ctype: m.opts.CacheType}
+	s := &Sequence{m: m, ctxLen: ctxLen, ctype: m.opts.CacheType, vCols: ctxLen}
 	kd, vd := c.KVHeads*c.HeadDim, c.KVHeads*c.ValueDim
 	s.kb = make([][]byte, c.Layers)
 	s.vb = make([][]byte, c.Layers)
-	if s.ctype == CacheF32 {
+	switch s.ctype {
+	case CacheQ8_0:
+		s.vCols = (ctxLen + q8Block - 1) / q8Block * q8Block
+		s.vTail = make([][]float32, c.Layers)
+		for l := range c.Layers {
+			s.kb[l] = make([]byte, q8Bytes(ctxLen*kd))
+			s.vb[l] = make([]byte, q8Bytes(s.vCols*vd))
+			s.vTail[l] = make([]float32, vd*q8Block)
+		}
+	case CacheF32:
 		s.k32 = make([][]float32, c.Layers)
 		s.v32 = make([][]float32, c.Layers)
 		for l := range c.Layers {
@@ -101,7 +117,7 @@ func (m *Model) NewSequence(ctxLen int) *Sequence {
 			s.v32[l] = make([]float32, ctxLen*vd)
 			s.kb[l], s.vb[l] = asBytes(s.k32[l]), asBytes(s.v32[l])
 		}
-	} else {
+	default:
 		s.k16 = make([][]uint16, c.Layers)
 		s.v16 = make([][]uint16, c.Layers)
 		for l := range c.Layers {
@@ -130,8 +146,43 @@ func (s *Sequence) Truncate(n int) {
 	}
 	if n < s.n {
 		s.n = n
+		if s.ctype == CacheQ8_0 {
+			s.restoreTail()
+		}
 	}
 }
+
+// restoreTail refills the values' tail from the block holding position
+// s.n, which the next write continues. The positions before s.n come back
+// as they were rounded; the next write rounds them again with that
+// block's new scale, a second rounding of a few values only.
+func (s *Sequence) restoreTail() {
+	c := &s.m.Config
+	b, k := s.n/q8Block, s.n%q8Block
+	if k == 0 {
+		return // the next write starts a fresh block
+	}
+	rowBytes := q8Bytes(s.vCols)
+	for l := range c.Layers {
+		for row := range c.KVHeads * c.ValueDim {
+			tail := s.vTail[l][row*q8Block : (row+1)*q8Block]
+			off := row*rowBytes + b*q8BlockBytes
+			if err := ggml.Dequantize(ggml.Q8_0, s.vb[l][off:off+q8BlockBytes], tail); err != nil {
+				panic(fmt.Sprintf("model: q8_0 cache block: %v", err)) // sizes are fixed at NewSequence
+			}
+			clear(tail[k:])
+		}
+	}
+}
+
+// Q8_0 blocks: 32 values, an fp16 scale and 32 signed bytes.
+const (
+	q8Block      = 32
+	q8BlockBytes = 34
+)
+
+// q8Bytes is the size of n values (a whole number of blocks) in Q8_0.
+func q8Bytes(n int) int { return n / q8Block * q8BlockBytes }
 
 // Forward feeds tokens at the sequence's current position: one batched
 // pass for a prompt (split in steps of the model's batch size), or one
@@ -297,8 +348,17 @@ func asBytes[T uint16 | float32](x []T) []byte {
 
 // ggmlType is the element type of the cache as a weight type of the kernels.
 func (c CacheType) ggmlType() ggml.Type {
-	if c == CacheF32 {
+	switch c {
+	case CacheF32:
 		return ggml.F32
+	case CacheQ8_0:
+		return ggml.Q8_0
 	}
 	return ggml.F16
+}
+
+// rowBytes is the size of a cache row of cols values (whole blocks).
+func (c CacheType) rowBytes(cols int) int {
+	t := c.ggmlType()
+	return cols / t.BlockSize() * t.TypeSize()
 }
