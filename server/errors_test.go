@@ -143,7 +143,7 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestIgnoredFields: what docs/SERVER.md lists as accepted without effect,
+// TestIgnoredFields: what README.md lists as accepted without effect,
 // and the neutral values of refused features, are answered 200.
 func TestIgnoredFields(t *testing.T) {
 	ts := startServer(t, nil)
