@@ -232,7 +232,7 @@ func randomRows(rng *rand.Rand, t ggml.Type, rows, cols int) []byte {
 		for j := 0; j < rows*cols; j++ {
 			var h uint16
 			if t == ggml.F16 {
-				h = f32ToFP16(float32(rng.NormFloat64()))
+				h = ggml.Float32ToFP16(float32(rng.NormFloat64()))
 			} else {
 				h = uint16(math.Float32bits(float32(rng.NormFloat64())) >> 16)
 			}
@@ -250,7 +250,7 @@ func randomRows(rng *rand.Rand, t ggml.Type, rows, cols int) []byte {
 			if rng.IntN(2) == 0 {
 				v = -v
 			}
-			h := f32ToFP16(v)
+			h := ggml.Float32ToFP16(v)
 			w[b+off], w[b+off+1] = byte(h), byte(h>>8)
 		}
 	}

@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+
+	"github.com/foretoken/foretoken/gguf/ggml"
+)
 
 // Pure-Go dot products of one weight row with one activation row. They are
 // the reference the assembly kernels are tested against and the fallback on
@@ -353,11 +357,11 @@ func dotBF16Go(w []byte, x []float32) float32 {
 	n := len(x)
 	j := 0
 	for ; j+2 <= n; j += 2 {
-		s0 += bf16ToF32(le16(w[2*j:])) * x[j]
-		s1 += bf16ToF32(le16(w[2*j+2:])) * x[j+1]
+		s0 += ggml.BF16ToFloat32(le16(w[2*j:])) * x[j]
+		s1 += ggml.BF16ToFloat32(le16(w[2*j+2:])) * x[j+1]
 	}
 	for ; j < n; j++ {
-		s0 += bf16ToF32(le16(w[2*j:])) * x[j]
+		s0 += ggml.BF16ToFloat32(le16(w[2*j:])) * x[j]
 	}
 	return s0 + s1
 }

@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"math"
+
+	"github.com/foretoken/foretoken/gguf/ggml"
+)
 
 // Float helpers for an fp16 KV cache and other float32 work the model does
 // beside the matrix products.
@@ -89,7 +93,7 @@ func axpyF16Go(alpha float32, x []uint16, y []float32) {
 
 func f32ToF16Go(dst []uint16, src []float32) {
 	for j, v := range src {
-		dst[j] = f32ToFP16(v)
+		dst[j] = ggml.Float32ToFP16(v)
 	}
 }
 

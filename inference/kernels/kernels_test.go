@@ -209,7 +209,7 @@ func TestFP16(t *testing.T) {
 			t.Fatalf("%#04x: got %g, want %g", h, f, want)
 		}
 		if exp != 31 || mant == 0 {
-			if back := f32ToFP16(f); back != uint16(h) {
+			if back := ggml.Float32ToFP16(f); back != uint16(h) {
 				t.Fatalf("%#04x -> %g -> %#04x", h, f, back)
 			}
 		}
@@ -223,8 +223,8 @@ func TestFP16(t *testing.T) {
 		{float32(math.Ldexp(1, -25)), 0}, {float32(math.Ldexp(1.5, -25)), 1}, {1e-10, 0},
 	}
 	for _, c := range cases {
-		if got := f32ToFP16(c.f); got != c.h {
-			t.Errorf("f32ToFP16(%g) = %#04x, want %#04x", c.f, got, c.h)
+		if got := ggml.Float32ToFP16(c.f); got != c.h {
+			t.Errorf("ggml.Float32ToFP16(%g) = %#04x, want %#04x", c.f, got, c.h)
 		}
 	}
 }

@@ -329,7 +329,7 @@ func floatAt(wt ggml.Type, row []byte, j int) float32 {
 	case ggml.F16:
 		return fp16At(row[2*j:])
 	case ggml.BF16:
-		return bf16ToF32(le16(row[2*j:]))
+		return ggml.BF16ToFloat32(le16(row[2*j:]))
 	}
 	return f32At(row[4*j:])
 }
