@@ -193,19 +193,17 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 // environment a single string, which we split on commas (viper would split
 // on spaces, which paths may contain).
 func list(v *viper.Viper, key string) []string {
+	items, ok := v.Get(key).(string)
+	var raw []string
+	if ok {
+		raw = strings.Split(items, ",")
+	} else {
+		raw = v.GetStringSlice(key)
+	}
 	var out []string
-	switch x := v.Get(key).(type) {
-	case string:
-		for _, s := range strings.Split(x, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	default:
-		for _, s := range v.GetStringSlice(key) {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
+	for _, s := range raw {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
 		}
 	}
 	return out

@@ -34,6 +34,12 @@ type batcher struct {
 
 	batches, steps atomic.Int64  // for tests
 	observe        func(float64) // gets each pass's batch size
+
+	// Owned by run: buffers reused from pass to pass, so that a decode
+	// step costs no allocation of the batcher's own.
+	spare  []*decodeStep
+	seqs   []Sequence
+	tokens []int32
 }
 
 type decodeStep struct {
@@ -151,7 +157,7 @@ func (b *batcher) run() {
 			}
 			b.mu.Lock()
 			batch := b.queue
-			b.queue = nil
+			b.queue = b.spare[:0]
 			for _, st := range batch {
 				st.taken = true
 			}
@@ -159,18 +165,20 @@ func (b *batcher) run() {
 			if len(batch) > 0 {
 				b.exec(batch)
 			}
+			clear(batch) // drop the finished steps
+			b.spare = batch[:0]
 		}
 	}
 }
 
 func (b *batcher) exec(batch []*decodeStep) {
-	seqs := make([]Sequence, len(batch))
-	tokens := make([]int32, len(batch))
-	for i, st := range batch {
-		seqs[i], tokens[i] = st.seq, st.token
+	b.seqs, b.tokens = b.seqs[:0], b.tokens[:0]
+	for _, st := range batch {
+		b.seqs = append(b.seqs, st.seq)
+		b.tokens = append(b.tokens, st.token)
 	}
 	// The batch runs to its end whatever its callers do: it is one step.
-	res, err := b.eng.DecodeBatch(context.Background(), seqs, tokens)
+	res, err := b.eng.DecodeBatch(context.Background(), b.seqs, b.tokens)
 	b.batches.Add(1)
 	b.steps.Add(int64(len(batch)))
 	b.observe(float64(len(batch)))

@@ -128,12 +128,18 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 	}
 
 	logits := res.Logits[len(res.Logits)-1]
-	decode := func(id int32) (*Result, error) { return seq.Forward(ctx, []int32{id}, Want{}) }
+	one := []int32{0} // the decode step's input, reused rather than allocated per token
+	decode := func(id int32) (*Result, error) {
+		one[0] = id
+		return seq.Forward(ctx, one, Want{})
+	}
 	if b := sched.batch; b != nil {
 		b.join()
 		defer b.leave()
 		decode = func(id int32) (*Result, error) { return b.decode(ctx, seq, id) }
 	}
+	// The penalties look back over sl.tokens: the prompt (the cached
+	// prefix kept is the prompt's) and every token fed since.
 	sampler := sample.New(p.sampling)
 	stop := sample.Stop{Strings: p.stop, MaxTokens: p.maxTokens}
 	dec := eng.NewDecoder()
@@ -142,7 +148,6 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 		unsent []tokenInfo // tokens whose text has not been passed to onDelta
 		offset int         // bytes of generated text so far, held-back included
 	)
-	history := append([]int32(nil), p.prompt...)
 	var jc *jsonConstraint
 	if p.json {
 		jc = &jsonConstraint{}
@@ -175,7 +180,7 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 			// Sample modifies logits: keep them for a second draw.
 			jc.raw = append(jc.raw[:0], logits...)
 		}
-		id := sampler.Sample(logits, history)
+		id := sampler.Sample(logits, sl.tokens)
 		if jc != nil && !jc.allows(eng, id) {
 			// As llama.cpp does with grammars: draw again among the
 			// tokens that keep the JSON. Checking one token first and the
@@ -189,7 +194,7 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 				}
 				break
 			}
-			id = sampler.Sample(logits, history)
+			id = sampler.Sample(logits, sl.tokens)
 		}
 		ti := tokenInfo{ID: id, HasLP: p.topN >= 0}
 		if ti.HasLP {
@@ -240,7 +245,6 @@ func runOnSlot(ctx context.Context, eng Engine, sched *scheduler, sl *slot, p ge
 			return nil, fmt.Errorf("decode: %w", err)
 		}
 		sl.tokens = append(sl.tokens, id)
-		history = append(history, id)
 		logits = res.Logits[len(res.Logits)-1]
 	}
 	out.Text = text.String()

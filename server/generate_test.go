@@ -24,7 +24,7 @@ func TestScorer(t *testing.T) {
 		t.Errorf("top %v, want ids 2, 3", top)
 	}
 	// log softmax of [0 1 3 2] at 1: 1 - log(e^0+e^1+e^3+e^2)
-	if want := float32(1 - 3.4401897); lp < want-1e-5 || lp > want+1e-5 {
+	if want := float32(1 - 3.4401897); !(lp >= want-1e-5 && lp <= want+1e-5) {
 		t.Errorf("logprob %g, want %g", lp, want)
 	}
 	sc.load([]float32{5, 0, 0, 0})

@@ -203,9 +203,7 @@ func (r *registry) release(lm *loadedModel) {
 		return
 	}
 	switch ka := r.keepAliveLocked(lm); {
-	case r.closed:
-		r.unloadLocked(lm)
-	case ka == 0:
+	case r.closed || ka == 0:
 		r.unloadLocked(lm)
 	case ka > 0:
 		lm.timer = time.AfterFunc(ka, func() { r.expire(lm) })

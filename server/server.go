@@ -113,21 +113,20 @@ func (s *Server) forgetScheduler(sc *scheduler) {
 }
 
 func (s *Server) queueDepth() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n int64
-	for sc := range s.scheds {
-		n += sc.waiting.Load()
-	}
-	return n
+	return s.sumSchedulers(func(sc *scheduler) int64 { return sc.waiting.Load() })
 }
 
 func (s *Server) activeSlots() int64 {
+	return s.sumSchedulers(func(sc *scheduler) int64 { return sc.active.Load() })
+}
+
+// sumSchedulers adds up f over the schedulers of the loaded models.
+func (s *Server) sumSchedulers(f func(*scheduler) int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
 	for sc := range s.scheds {
-		n += sc.active.Load()
+		n += f(sc)
 	}
 	return n
 }

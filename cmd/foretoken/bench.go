@@ -118,14 +118,10 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	if len(o.conc) > 0 && o.gen == 0 {
 		return fmt.Errorf("-c needs generated tokens: -n must be > 0")
 	}
-	ct, err := model.ParseCacheType(o.cacheType)
-	if err != nil {
-		return err
-	}
 	// The batch holds the pp prompt and one token of each concurrent
 	// sequence; the depth is fed in steps of it.
 	batch := max(o.prompt, maxConc, min(o.depth, 512), 1)
-	m, err := model.Load(o.modelPath, model.Options{Threads: o.threads, BatchSize: batch, CacheType: ct})
+	m, err := loadModel(o.modelPath, o.cacheType, model.Options{Threads: o.threads, BatchSize: batch})
 	if err != nil {
 		return err
 	}
@@ -226,7 +222,7 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	}
 	for i := range results {
 		results[i].Model, results[i].Threads, results[i].Runs = name, m.Threads(), o.reps
-		results[i].Kernels, results[i].Depth, results[i].CacheType = kernels.Impl(), o.depth, ct.String()
+		results[i].Kernels, results[i].Depth, results[i].CacheType = kernels.Impl(), o.depth, m.Options().CacheType.String()
 	}
 	if o.json {
 		enc := json.NewEncoder(stdout)

@@ -47,14 +47,14 @@ func TestBenchJSON(t *testing.T) {
 		if r.Test != want || r.Runs != 2 || r.Threads != 1 || r.Model != "llama256.f32.gguf" {
 			t.Errorf("line %d: %+v", i, r)
 		}
-		if !(r.TokensPerSecond > 0) || r.Stddev < 0 || r.Kernels == "" {
+		if !(r.TokensPerSecond > 0) || !(r.Stddev >= 0) || r.Kernels == "" {
 			t.Errorf("%s: implausible %+v", want, r)
 		}
 		if want == "tg4" {
 			if r.BytesPerToken != llama256F32StepBytes {
 				t.Errorf("tg bytes per token %d, want %d", r.BytesPerToken, llama256F32StepBytes)
 			}
-			if gbs := float64(r.BytesPerToken) * r.TokensPerSecond / 1e9; r.GBPerSecond < gbs*0.999 || r.GBPerSecond > gbs*1.001 {
+			if gbs := float64(r.BytesPerToken) * r.TokensPerSecond / 1e9; !(r.GBPerSecond >= gbs*0.999 && r.GBPerSecond <= gbs*1.001) {
 				t.Errorf("GB/s %g, want %g", r.GBPerSecond, gbs)
 			}
 		} else if r.BytesPerToken != 0 {
@@ -116,7 +116,7 @@ func TestBenchConcurrency(t *testing.T) {
 			t.Errorf("line %d: %+v, want concurrency %d, %d tokens, depth 40, q8_0", i, r, conc, tokens)
 		}
 		if conc > 1 {
-			if gbs := float64(r.BytesPerToken) * r.TokensPerSecond / float64(conc) / 1e9; r.GBPerSecond < gbs*0.999 || r.GBPerSecond > gbs*1.001 {
+			if gbs := float64(r.BytesPerToken) * r.TokensPerSecond / float64(conc) / 1e9; !(r.GBPerSecond >= gbs*0.999 && r.GBPerSecond <= gbs*1.001) {
 				t.Errorf("x%d: GB/s %g, want %g (weights read once per step)", conc, r.GBPerSecond, gbs)
 			}
 		}

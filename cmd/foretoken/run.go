@@ -69,6 +69,17 @@ filter the distribution before a draw seeded by --seed.`,
 	return cmd
 }
 
+// loadModel loads the model at path with its KV cache of the --cache-type
+// named; opts gives the other options.
+func loadModel(path, cacheType string, opts model.Options) (*model.Model, error) {
+	ct, err := model.ParseCacheType(cacheType)
+	if err != nil {
+		return nil, err
+	}
+	opts.CacheType = ct
+	return model.Load(path, opts)
+}
+
 func runGenerate(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	if o.modelPath == "" {
 		return fmt.Errorf("no model: use -m MODEL.gguf")
@@ -81,11 +92,7 @@ func runGenerate(ctx context.Context, o runOptions, stdout, stderr io.Writer) er
 	if err := o.sampling.Validate(); err != nil {
 		return err
 	}
-	ct, err := model.ParseCacheType(o.cacheType)
-	if err != nil {
-		return err
-	}
-	m, err := model.Load(o.modelPath, model.Options{Threads: o.threads, CacheType: ct})
+	m, err := loadModel(o.modelPath, o.cacheType, model.Options{Threads: o.threads})
 	if err != nil {
 		return err
 	}

@@ -46,11 +46,7 @@ llama.cpp's reference outputs in the shared test data, so the two can be diffed.
 			if greedy < 0 {
 				return fmt.Errorf("--greedy must not be negative")
 			}
-			ct, err := model.ParseCacheType(cacheType)
-			if err != nil {
-				return err
-			}
-			m, err := model.Load(modelPath, model.Options{Threads: threads, CacheType: ct})
+			m, err := loadModel(modelPath, cacheType, model.Options{Threads: threads})
 			if err != nil {
 				return err
 			}

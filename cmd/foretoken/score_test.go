@@ -64,11 +64,11 @@ func TestScoreMatchesReference(t *testing.T) {
 				t.Fatalf("line %d position %d: %d entries, want 20", n, i, len(g.PromptTop[i]))
 			}
 			for j := 1; j < 20; j++ {
-				if g.PromptTop[i][j][1] > g.PromptTop[i][j-1][1] {
+				if !(g.PromptTop[i][j][1] <= g.PromptTop[i][j-1][1]) {
 					t.Fatalf("line %d position %d: not sorted", n, i)
 				}
 			}
-			if g.PromptTop[i][0][0] != r.PromptTop[i][0][0] || math.Abs(g.PromptTop[i][0][1]-r.PromptTop[i][0][1]) > 0.05 {
+			if g.PromptTop[i][0][0] != r.PromptTop[i][0][0] || !(math.Abs(g.PromptTop[i][0][1]-r.PromptTop[i][0][1]) <= 0.05) {
 				t.Errorf("line %d position %d: top %v, reference %v", n, i, g.PromptTop[i][0], r.PromptTop[i][0])
 			}
 		}
