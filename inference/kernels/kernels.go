@@ -118,8 +118,8 @@ func Impl() string { return impl.name }
 // was prepared for a type of the same activation form (see Input.Fits).
 // Callers split [0,rows) between worker threads; it allocates nothing.
 func MatMulRows(dst []float32, dstStride int, wt ggml.Type, w []byte, cols int, in *Input, r0, r1 int) {
-	rowBytes := cols / wt.BlockSize() * wt.TypeSize()
-	impl.matMulRows(dst, dstStride, wt, w, cols, rowBytes, in, r0, r1)
+	rowBytes := cols / max(wt.BlockSize(), 1) * wt.TypeSize()
+	impl.mulRows(dst, dstStride, wt, w, cols, rowBytes, rowBytes, in, r0, r1)
 }
 
 // MatMulRowsStride is MatMulRows for weight rows wStride bytes apart
@@ -130,13 +130,19 @@ func MatMulRowsStride(dst []float32, dstStride int, wt ggml.Type, w []byte, cols
 }
 
 func (k *kernelSet) matMulRows(dst []float32, dstStride int, wt ggml.Type, w []byte, cols, wStride int, in *Input, r0, r1 int) {
+	k.mulRows(dst, dstStride, wt, w, cols, cols/max(wt.BlockSize(), 1)*wt.TypeSize(), wStride, in, r0, r1)
+}
+
+// mulRows is matMulRows given the size of a weight row, rowBytes. The
+// model calls MatMulRows for every chunk of rows (and token, for a few
+// tokens), and the type's block layout is a map look-up: once per call.
+func (k *kernelSet) mulRows(dst []float32, dstStride int, wt ggml.Type, w []byte, cols, rowBytes, wStride int, in *Input, r0, r1 int) {
 	if !in.Fits(wt) || in.cols != cols {
 		panic(fmt.Sprintf("kernels: input prepared for %d columns in form %d, used with %v weights of %d columns", in.cols, in.form, wt, cols))
 	}
 	if r0 >= r1 {
 		return
 	}
-	rowBytes := cols / wt.BlockSize() * wt.TypeSize()
 	if wStride < rowBytes || len(w) < (r1-1)*wStride+rowBytes || (in.ntok > 0 && len(dst) < (in.ntok-1)*dstStride+r1) {
 		panic(fmt.Sprintf("kernels: rows [%d,%d) of %v out of range (weights %d bytes, stride %d, dst %d)", r0, r1, wt, len(w), wStride, len(dst)))
 	}

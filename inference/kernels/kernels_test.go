@@ -99,10 +99,10 @@ func checkMatMulWith(t *testing.T, k *kernelSet, wt ggml.Type, w []byte, rows, c
 					bound += math.Abs(c)
 				}
 			}
-			if d := math.Abs(float64(got) - ref); d > 2e-5*mag+1e-6 {
+			if d := math.Abs(float64(got) - ref); !(d <= 2e-5*mag+1e-6) {
 				t.Fatalf("%v token %d row %d: got %g, want %g (diff %g, scale %g)", wt, tk, r, got, ref, d, mag)
 			}
-			if d := math.Abs(ref - exact); d > bound*1.0001+1e-9 {
+			if d := math.Abs(ref - exact); !(d <= bound*1.0001+1e-9) {
 				t.Fatalf("%v token %d row %d: quantized-activation product %g off exact %g by %g > bound %g", wt, tk, r, ref, exact, d, bound)
 			}
 		}
@@ -155,7 +155,7 @@ func TestQuantizeActivations(t *testing.T) {
 			if wt == ggml.Q8_0 {
 				tol += 127 * d * 0x1p-11
 			}
-			if math.Abs(float64(v)-float64(q)*d) > tol {
+			if !(math.Abs(float64(v)-float64(q)*d) <= tol) {
 				t.Fatalf("%v: value %d = %g quantized to %d*%g", wt, j, v, q, d)
 			}
 		}
@@ -241,7 +241,7 @@ func TestFloatHelpers(t *testing.T) {
 			ref += float64(a[j]) * bv
 			mag += math.Abs(float64(a[j]) * bv)
 		}
-		if got := DotF32F16(a, b); math.Abs(float64(got)-ref) > 1e-5*mag+1e-7 {
+		if got := DotF32F16(a, b); !(math.Abs(float64(got)-ref) <= 1e-5*mag+1e-7) {
 			t.Errorf("DotF32F16 n=%d: got %g, want %g", n, got, ref)
 		}
 		y := randomActs(rng, n)
@@ -249,7 +249,7 @@ func TestFloatHelpers(t *testing.T) {
 		AxpyF16(0.75, b, y)
 		for j := range y {
 			want := y0[j] + 0.75*fp16ToF32(b[j])
-			if math.Abs(float64(y[j]-want)) > 1e-6*math.Abs(float64(want))+1e-7 {
+			if !(math.Abs(float64(y[j]-want)) <= 1e-6*math.Abs(float64(want))+1e-7) {
 				t.Fatalf("AxpyF16 n=%d [%d]: got %g, want %g", n, j, y[j], want)
 			}
 		}

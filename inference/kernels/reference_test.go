@@ -61,7 +61,7 @@ func TestReferenceTensors(t *testing.T) {
 			for r := 0; r < rows; r++ {
 				got := dequantRow(wt, data[r*rowBytes:(r+1)*rowBytes], cols)
 				for j, v := range got {
-					if w := ref(r, j); math.Abs(v-w) > 1e-6*math.Abs(w) {
+					if w := ref(r, j); !(math.Abs(v-w) <= 1e-6*math.Abs(w)) {
 						t.Fatalf("row %d col %d: dequantized %g, llama.cpp %g", r, j, v, w)
 					}
 				}

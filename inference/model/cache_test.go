@@ -35,7 +35,7 @@ func TestReferenceLogitsQ8Cache(t *testing.T) {
 			st := runReference(t, m, refs, tol.margin)
 			mean, p99, top1 := st.summary()
 			t.Logf("%-22s q8_0 cache: mean %.4f p99 %.4f top1 %.3f (%d positions)", base, mean, p99, top1, st.n)
-			if mean > tol.mean || p99 > tol.p99 || top1 < tol.top1 {
+			if !(mean <= tol.mean && p99 <= tol.p99 && top1 >= tol.top1) {
 				t.Errorf("%s: mean %.4f (max %.2f), p99 %.4f (max %.2f), top-1 %.3f (min %.2f)", base, mean, tol.mean, p99, tol.p99, top1, tol.top1)
 			}
 			if st.greedyFail != "" {
@@ -66,14 +66,14 @@ func TestQ8CachePaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := maxDiff(all.Logits, exact.Logits); d > tol || d == 0 {
+		if d := maxDiff(all.Logits, exact.Logits); !(d <= tol) || d == 0 {
 			t.Errorf("%s: q8_0 and f16 caches differ by %g, want a small non-zero difference", name, d)
 		}
 		split, err := small.NewSequence(100).Forward(ctx, long, ForwardOptions{Logits: LogitsAll})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := maxDiff(all.Logits, split.Logits); d > tol {
+		if d := maxDiff(all.Logits, split.Logits); !(d <= tol) {
 			t.Errorf("%s: batch size 4 differs from one pass by %g", name, d)
 		}
 		seq := m.NewSequence(100)
@@ -82,7 +82,7 @@ func TestQ8CachePaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxDiff(out.Last(), all.Row(i)); d > tol {
+			if d := maxDiff(out.Last(), all.Row(i)); !(d <= tol) {
 				t.Errorf("%s: position %d decoded alone differs by %g", name, i, d)
 			}
 		}
@@ -105,10 +105,10 @@ func TestQ8CachePaths(t *testing.T) {
 		if err := m.ForwardBatch(ctx, []*Sequence{a, b}, [][]int32{long[60:61], long[50:51]}, ForwardOptions{}, outs); err != nil {
 			t.Fatal(err)
 		}
-		if d := maxDiff(outs[0].Last(), all.Row(60)); d > tol {
+		if d := maxDiff(outs[0].Last(), all.Row(60)); !(d <= tol) {
 			t.Errorf("%s: batched sequence 0 differs by %g", name, d)
 		}
-		if d := maxDiff(outs[1].Last(), all.Row(50)); d > tol {
+		if d := maxDiff(outs[1].Last(), all.Row(50)); !(d <= tol) {
 			t.Errorf("%s: batched sequence 1 after Truncate differs by %g", name, d)
 		}
 	}

@@ -234,7 +234,7 @@ func (m *Model) Project(dst, hidden []float32) error {
 type matJob struct {
 	dst    []float32
 	w      *matrix
-	in     *kernels.Input
+	in     *kernels.Input  // the activations; with toks, only its form counts (Fits)
 	toks   []kernels.Input // a few tokens: one input each (see smallBatch)
 	per    int             // rows per chunk
 	chunks int
@@ -309,15 +309,18 @@ func (t *matTask) do(_, c int) {
 func (m *Model) matmul(x []float32, ntok int, jobs ...matJob) {
 	s := m.s
 	t := &s.mat
+	// forms[k] is the k-th activation form prepared so far; for products
+	// taken one token at a time it is the first token's input.
+	var forms [3]*kernels.Input
 	ins := [3]*kernels.Input{&s.inA, &s.inB, &s.inC}
 	used := 0
 	t.total = 0
 	for i, jb := range jobs {
 		cols := jb.w.Cols
 		small := perToken(jb.w.Type, cols, ntok)
-		for k := 0; k < used; k++ {
-			if ins[k].Fits(jb.w.Type) {
-				jb.in = ins[k]
+		for k, in := range forms[:used] {
+			if in.Fits(jb.w.Type) {
+				jb.in = in
 				if small {
 					jb.toks = s.tokIn[k*smallBatch : k*smallBatch+ntok]
 				}
@@ -325,17 +328,17 @@ func (m *Model) matmul(x []float32, ntok int, jobs ...matJob) {
 			}
 		}
 		if jb.in == nil {
-			jb.in = ins[used]
 			if small {
 				jb.toks = s.tokIn[used*smallBatch : used*smallBatch+ntok]
 				for t := range jb.toks {
 					jb.toks[t].Prepare(jb.w.Type, x[t*cols:(t+1)*cols], 1, cols)
 				}
-				// jb.in only records the activation form for Fits.
-				jb.in.Prepare(jb.w.Type, x[:cols], 1, cols)
+				jb.in = &jb.toks[0]
 			} else {
+				jb.in = ins[used]
 				jb.in.Prepare(jb.w.Type, x, ntok, cols)
 			}
+			forms[used] = jb.in
 			used++
 		}
 		// A few chunks per thread balance the load when other work

@@ -179,7 +179,6 @@ type scratch struct {
 	gate, up   []float32       // [batch][ffn]
 	cos, sin   []float32       // [batch][ropeDim/2]
 	logits     []float32       // [rows asked][vocab], grown on demand
-	hidden     []float32       // [rows asked][dim] final norm output to project
 	rowSeq     []int32         // per position: index of its sequence
 	rowPos     []int32         // per position: position in its sequence
 	tokens     []int32         // per position: token
@@ -188,7 +187,7 @@ type scratch struct {
 	attnIn     []kernels.Input // per worker: queries, then scores, as kernel input
 	inA, inB   kernels.Input
 	inC        kernels.Input
-	tokIn      []kernels.Input // [3][smallBatch]: per-token inputs of inA..inC
+	tokIn      []kernels.Input // [3][smallBatch]: per-token inputs, in place of inA..inC (see smallBatch)
 	mat        matTask
 	attn       attnTask
 	act        [1024]float32 // swiglu's temporary

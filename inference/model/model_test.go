@@ -30,7 +30,11 @@ func load(t *testing.T, name string, opts Options) *Model {
 func maxDiff(a, b []float32) float64 {
 	d := 0.0
 	for i := range a {
-		d = max(d, math.Abs(float64(a[i]-b[i])))
+		e := math.Abs(float64(a[i] - b[i]))
+		if math.IsNaN(e) {
+			return math.Inf(1) // so that every "d > tol" check fails
+		}
+		d = max(d, e)
 	}
 	return d
 }
@@ -54,7 +58,7 @@ func TestConfig(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s:\n got %+v\nwant %+v", tt.model, got, tt.want)
 		}
-		if math.Abs(float64(m.Config.NormEps)-1e-5) > 1e-9 {
+		if !(math.Abs(float64(m.Config.NormEps)-1e-5) <= 1e-9) {
 			t.Errorf("%s: eps %g", tt.model, m.Config.NormEps)
 		}
 	}
@@ -235,7 +239,7 @@ func TestBatchEqualsDecode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := maxDiff(all.Logits, split.Logits); d > tt.tol {
+		if d := maxDiff(all.Logits, split.Logits); !(d <= tt.tol) {
 			t.Errorf("%s: batch size 4 differs from one pass by %g", name, d)
 		}
 		seq := m.NewSequence(64)
@@ -244,7 +248,7 @@ func TestBatchEqualsDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxDiff(out.Last(), all.Row(i)); d > tt.tol {
+			if d := maxDiff(out.Last(), all.Row(i)); !(d <= tt.tol) {
 				t.Errorf("%s: position %d decoded alone differs by %g", name, i, d)
 			}
 		}
@@ -372,7 +376,7 @@ func TestOutputs(t *testing.T) {
 			for _, v := range w {
 				sum += float64(v)
 			}
-			if len(w) != len(prompt) || math.Abs(sum-1) > 1e-4 {
+			if len(w) != len(prompt) || !(math.Abs(sum-1) <= 1e-4) {
 				t.Errorf("layer %d head %d: %d weights summing to %g", l, h, len(w), sum)
 			}
 		}
@@ -482,11 +486,11 @@ func TestOps(t *testing.T) {
 	}
 	cos, sin := make([]float32, 2), make([]float32, 2)
 	ropeTables(cos, sin, 3, 1, 10000, nil)
-	if math.Abs(float64(cos[0])-math.Cos(3)) > 1e-6 || math.Abs(float64(sin[1])-math.Sin(3*0.01)) > 1e-6 {
+	if !(math.Abs(float64(cos[0])-math.Cos(3)) <= 1e-6 && math.Abs(float64(sin[1])-math.Sin(3*0.01)) <= 1e-6) {
 		t.Errorf("rope tables: cos %v sin %v", cos, sin)
 	}
 	ropeTables(cos, sin, 3, 0.5, 10000, []float32{1, 2})
-	if math.Abs(float64(sin[1])-math.Sin(1.5*0.01/2)) > 1e-6 {
+	if !(math.Abs(float64(sin[1])-math.Sin(1.5*0.01/2)) <= 1e-6) {
 		t.Errorf("scaled rope tables: sin %v", sin)
 	}
 	y := make([]float32, 2)
@@ -509,7 +513,7 @@ func TestOps(t *testing.T) {
 	}
 	swiglu(gate, up, make([]float32, 16))
 	for i := range gate {
-		if math.Abs(float64(gate[i]-silu[i])) > 1e-5*max(1, math.Abs(float64(silu[i]))) {
+		if !(math.Abs(float64(gate[i]-silu[i])) <= 1e-5*max(1, math.Abs(float64(silu[i])))) {
 			t.Errorf("swiglu: %v, want %v", gate, silu)
 			break
 		}
