@@ -42,15 +42,8 @@ type kernelSet struct {
 	// activations Input.qp instead of Input.q.
 	permQ map[ggml.Type]bool
 
-	dotF32F16 func(a []float32, b []uint16) float32
-	axpyF16   func(alpha float32, x []uint16, y []float32)
-	f32ToF16  func(dst []uint16, src []float32)
-	f16ToF32  func(dst []float32, src []uint16)
-
-	dotsF32F16 func(dst []float32, q []float32, k []uint16, stride int, scale float32)
-	axpysF16   func(y []float32, a []float32, v []uint16, stride int)
-	expSum     func(dst, src []float32, sub float32) float32
-	siluMul    func(g, u []float32)
+	f32ToF16 func(dst []uint16, src []float32)
+	f16ToF32 func(dst []float32, src []uint16)
 }
 
 func goKernels() *kernelSet {
@@ -82,15 +75,8 @@ func goKernels() *kernelSet {
 		tileMin:     map[ggml.Type]int{},
 		tileMinCols: map[ggml.Type]int{},
 		permQ:       map[ggml.Type]bool{},
-		dotF32F16:   dotF32F16Go,
-		axpyF16:     axpyF16Go,
 		f32ToF16:    f32ToF16Go,
 		f16ToF32:    f16ToF32Go,
-
-		dotsF32F16: dotsF32F16Go,
-		axpysF16:   axpysF16Go,
-		expSum:     expSumGo,
-		siluMul:    siluMulGo,
 	}
 }
 

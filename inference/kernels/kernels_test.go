@@ -229,35 +229,22 @@ func TestFP16(t *testing.T) {
 	}
 }
 
+// TestFloatHelpers checks the slice conversions against ggml's scalar ones,
+// which are tested over every half value.
 func TestFloatHelpers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{0, 1, 7, 8, 33, 200} {
-		a := randomActs(rng, n)
+		src := randomActs(rng, n)
 		b := make([]uint16, n)
-		F32ToF16(b, randomActs(rng, n))
-		var ref, mag float64
-		for j := range a {
-			bv := float64(fp16ToF32(b[j]))
-			ref += float64(a[j]) * bv
-			mag += math.Abs(float64(a[j]) * bv)
-		}
-		if got := DotF32F16(a, b); !(math.Abs(float64(got)-ref) <= 1e-5*mag+1e-7) {
-			t.Errorf("DotF32F16 n=%d: got %g, want %g", n, got, ref)
-		}
-		y := randomActs(rng, n)
-		y0 := append([]float32(nil), y...)
-		AxpyF16(0.75, b, y)
-		for j := range y {
-			want := y0[j] + 0.75*fp16ToF32(b[j])
-			if !(math.Abs(float64(y[j]-want)) <= 1e-6*math.Abs(float64(want))+1e-7) {
-				t.Fatalf("AxpyF16 n=%d [%d]: got %g, want %g", n, j, y[j], want)
-			}
-		}
+		F32ToF16(b, src)
 		f := make([]float32, n)
 		F16ToF32(f, b)
 		for j := range f {
-			if f[j] != fp16ToF32(b[j]) {
-				t.Fatalf("F16ToF32 [%d]: got %g, want %g", j, f[j], fp16ToF32(b[j]))
+			if want := ggml.Float32ToFP16(src[j]); b[j] != want {
+				t.Fatalf("F32ToF16 n=%d [%d]: got %#04x, want %#04x", n, j, b[j], want)
+			}
+			if want := ggml.FP16ToFloat32(b[j]); f[j] != want {
+				t.Fatalf("F16ToF32 n=%d [%d]: got %g, want %g", n, j, f[j], want)
 			}
 		}
 	}
