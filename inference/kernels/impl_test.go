@@ -331,4 +331,3 @@ func TestTilesBlocked(t *testing.T) {
 		}
 	}
 }
-
